@@ -1,0 +1,5 @@
+import sys
+
+from listning.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The region listing system: one application per region serving every carelisting contract."""

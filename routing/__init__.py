@@ -1,0 +1,1 @@
+"""The service platform: the catalogue (TAK) and the virtualisation layer (VP)."""
