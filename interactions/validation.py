@@ -98,7 +98,8 @@ def read_envelope(root: etree._Element) -> Envelope:
     if root.tag == f"{{{SOAP12_ENV}}}Envelope":
         raise EnvelopeError("SOAP 1.2 envelope; RIV-TA BP 2.1 uses SOAP 1.1", root.sourceline)
     if root.tag != f"{{{SOAP11_ENV}}}Envelope":
-        raise EnvelopeError(f"not a SOAP 1.1 envelope (root element is {root.tag})", root.sourceline)
+        raise EnvelopeError(f"not a SOAP 1.1 envelope (root element is {root.tag})",
+                            root.sourceline)
     header = body = None
     for child in root:
         if not isinstance(child.tag, str):

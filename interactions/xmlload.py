@@ -56,7 +56,7 @@ def parse_bytes(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._El
             "too-large", f"the message is {len(data)} bytes; the limit is {max_bytes} bytes"
         )
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise XmlInputError("doctype", "DOCTYPE and ENTITY declarations are not allowed in messages")
+        raise XmlInputError("doctype", "DOCTYPE and ENTITY declarations are not allowed")
     try:
         root = etree.fromstring(data, hardened_parser())
     except etree.XMLSyntaxError as exc:

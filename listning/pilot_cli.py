@@ -7,7 +7,7 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("pilot", help="run the whole exchange on this machine (not built yet)")
+    p = subparsers.add_parser("pilot", help="run the whole exchange (not built yet)")
     p.add_argument("--data-dir", default="pilot-data")
     p.set_defaults(handler=run)
 

@@ -95,8 +95,8 @@ class Snapshot:
 
     def addressees(self, consumer: str, contract_namespace: str, day: date) -> list[str]:
         """Logical addresses ``consumer`` may call for the contract on ``day`` (sorted)."""
-        found = {p.logical_address for p in self._by_consumer.get(_key(consumer, contract_namespace), ())
-                 if p.valid_on(day)}
+        perms = self._by_consumer.get(_key(consumer, contract_namespace), ())
+        found = {p.logical_address for p in perms if p.valid_on(day)}
         return sorted(found)
 
     def timeout_for(self, contract_namespace: str, default: float = 30.0) -> float:
