@@ -25,15 +25,41 @@ COMMAND_MODULES = (
     "listning.pilot_cli",
 )
 
+# Which module registers which top-level command. A command line names one command, so only
+# that module (and what it imports: aiohttp, SQLAlchemy, spyne ...) is loaded; `--help` and
+# unknown commands load them all. This keeps `listning validate` quick to start.
+COMMAND_OWNERS = {
+    "validate": "interactions.cli",
+    "contract": "interactions.cli",
+    "pki": "routing.cli",
+    "tak": "routing.cli",
+    "platform": "routing.cli",
+    "region": "producers.cli",
+    "population": "producers.cli",
+    "report": "producers.cli",
+    "eservice": "consumers.cli",
+    "conformance": "consumers.cli",
+    "mock-producer": "consumers.cli",
+    "pilot": "listning.pilot_cli",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _command_of(argv: list[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="listning",
         description="Listning: cross-region primary-care listing over RIV-TA (carelisting 2.1).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    owner = COMMAND_OWNERS.get(_command_of(argv or []) or "")
+    for name in (owner,) if owner else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -45,12 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if not args.verbose:  # migrations announce every plugin at INFO; only problems matter here
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
