@@ -1,0 +1,75 @@
+"""Our own extension elements carried in UpdateListing's trailing ``xs:any``.
+
+Namespace ``urn:listning:carelisting:ext:1`` (``##other`` to the Responder schema, so the
+contract lets them through under lax processing). A peer that does not know them ignores them;
+a peer that does not send them gets the fallback in docs/cross-region-protocol.md.
+
+- ``messageId``: unique per notification; the receiver's de-duplication key.
+- ``listingRegisteredTime``: when the listing region registered the choice — the order key of
+  the stale-notification rule (the same for every region, whatever its take-effect rule).
+- ``listingEffectiveTime``: when the listing takes effect; the old listing ends then.
+- ``purpose``: change | forward | closure | handover — whether it is a resident's change
+  (counted against the 12-month limit) or bookkeeping between regions (never refused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+EXT_NS = "urn:listning:carelisting:ext:1"
+PURPOSES = ("change", "forward", "closure", "handover")
+
+
+@dataclass(frozen=True)
+class NotificationMeta:
+    message_id: str | None = None
+    registered_at: datetime | None = None
+    effective_at: datetime | None = None
+    purpose: str | None = None
+
+
+def _dt(value: datetime) -> str:
+    return value.replace(microsecond=0).isoformat()
+
+
+def to_elements(meta: NotificationMeta) -> list[etree._Element]:
+    out: list[etree._Element] = []
+    for name, value in (("messageId", meta.message_id),
+                        ("listingRegisteredTime", meta.registered_at),
+                        ("listingEffectiveTime", meta.effective_at),
+                        ("purpose", meta.purpose)):
+        if value is None:
+            continue
+        el = etree.Element(f"{{{EXT_NS}}}{name}", nsmap={"lx": EXT_NS})
+        el.text = _dt(value) if isinstance(value, datetime) else str(value)
+        out.append(el)
+    return out
+
+
+def from_elements(elements: list[etree._Element] | None) -> NotificationMeta:
+    """Read our elements from a model's ``any_``; unknown or malformed ones are ignored."""
+    found: dict[str, str] = {}
+    for el in elements or []:
+        if not isinstance(el.tag, str):
+            continue
+        qn = etree.QName(el)
+        if qn.namespace == EXT_NS and el.text:
+            found[qn.localname] = el.text.strip()
+
+    def when(name: str) -> datetime | None:
+        try:
+            return datetime.fromisoformat(found[name]).replace(tzinfo=None)
+        except (KeyError, ValueError):
+            return None
+
+    purpose = found.get("purpose")
+    message_id = found.get("messageId")
+    return NotificationMeta(
+        message_id=message_id[:64] if message_id else None,
+        registered_at=when("listingRegisteredTime"),
+        effective_at=when("listingEffectiveTime"),
+        purpose=purpose if purpose in PURPOSES else None,
+    )

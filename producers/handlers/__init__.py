@@ -1,0 +1,1 @@
+"""One module per contract; each exposes ``handle(region, request, ctx) -> response``."""

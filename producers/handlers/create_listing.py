@@ -1,0 +1,181 @@
+"""CreateListing: a resident (or a guardian) chooses one of this region's units.
+
+For a resident of another region the listing is registered together with an UpdateListing
+for the home region in the outbox, and that notification is delivered while the request is
+being handled, so the home region's answer (ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED in
+particular) reaches the resident. If the home region cannot be reached the region follows
+``rules.home_unreachable``: ``refuse`` takes the listing back and answers "försök igen senare"
+(only when the notification certainly was not delivered), ``outbox`` keeps the listing and
+leaves the notification to the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from producers import listings, outbox
+from producers.context import CallContext
+from producers.handlers.common import (
+    Refusal,
+    check_actor,
+    check_guardian_consent,
+    county_code,
+    peek_person_id,
+    person_id,
+    response,
+    run,
+)
+from producers.storage.models import Listing, QueueEntry
+from producers.texts import text
+
+if TYPE_CHECKING:
+    from producers.region import Region
+
+CONTRACT = "CreateListing"
+
+
+@dataclass
+class _Pending:
+    """Registered here; the home region's answer is still to come."""
+
+    outbox_id: int
+    listing: Listing
+
+
+def handle(region: Region, req: Any, ctx: CallContext) -> Any:
+    result = run(region, ctx, CONTRACT, "change", req, peek_person_id(req.personId),
+                 lambda s: _register(region, s, req, ctx))
+    if not isinstance(result, _Pending):
+        return result
+    return _confirm_with_home(region, result, req, ctx)
+
+
+def _unit_name(region: Region, hsa_id: str) -> str:
+    unit = region.config.unit(hsa_id)
+    return unit.name if unit else hsa_id
+
+
+def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
+    cfg, now = region.config, ctx.now
+    pid = person_id(req.personId)
+    unit = cfg.unit(req.healthcareFacilityHSAId)
+    if unit is None:
+        raise Refusal("ERROR", text("unknown_unit", region=cfg.name))
+    if listings.is_closed(s, unit.hsa_id):
+        raise Refusal("ERROR", text("unit_closed"))
+    if req.newListingCounty is not None and county_code(req.newListingCounty) != cfg.county:
+        raise Refusal("ERROR", text("wrong_listing_county", region=cfg.name))
+    if req.homeCounty is not None:
+        home = county_code(req.homeCounty)
+    else:
+        known = region.home_county_of(s, pid)
+        if known is None:
+            raise Refusal("ERROR", text("person_unknown", region=cfg.name))
+        if known != cfg.county:
+            raise Refusal("ERROR", text("home_county_needed"))
+        home = cfg.county
+    lt = req.listingType
+    ltype = cfg.listing_type(getattr(lt, "code", None), getattr(lt, "codeSystem", None))
+    if ltype is None or ltype.code not in unit.listing_types:
+        raise Refusal("ERROR", text("type_not_offered", type=getattr(lt, "code", "?")))
+    if home != cfg.county and not ltype.shared:
+        raise Refusal("ERROR", text("type_not_shared", type=ltype.display_name,
+                                    region=cfg.name))
+    personnel = None
+    if req.healthcarePersonnel:
+        if not unit.fixed_doctor_contact:
+            raise Refusal("ERROR", text("no_fixed_doctor"))
+        member = unit.staff_member(req.healthcarePersonnel)
+        if member is None:
+            raise Refusal("ERROR", text("unknown_doctor"))
+        personnel = member.hsa_id
+
+    listings.lock_person(s, pid, now, req.personId.root)
+    check_actor(region, s, req.actor, pid, ctx, change=True)
+    check_guardian_consent(region, s, req.actor, pid, unit.hsa_id, ctx)
+
+    # Choices that are not a change of unit: no change consumed, no one else told.
+    queued = next((q for q in listings.queue_entries_of(s, pid)
+                   if q.unit_hsa_id == unit.hsa_id), None)
+    if queued is not None:
+        position = listings.queue_position(s, queued)
+        if req.addToQueue is False:
+            s.delete(queued)
+            return response(CONTRACT, "OK", text("left_queue", unit=unit.name))
+        return response(CONTRACT, "OK", text("already_queued", unit=unit.name, position=position))
+    current = listings.current_listing(s, pid)
+    if current is not None and current.unit_hsa_id == unit.hsa_id:
+        changed_doctor = personnel is not None and personnel != current.personnel_hsa_id
+        if personnel is not None:
+            current.personnel_hsa_id = personnel
+        current.type_code, current.type_system = ltype.code, ltype.code_system
+        key = "doctor_changed" if changed_doctor else "unchanged"
+        return response(CONTRACT, "OK", text(key, unit=unit.name))
+
+    at_home = home == cfg.county
+    # The 12-month limit is the home region's: checked here only for our own residents.
+    is_change = at_home and listings.has_listing_anywhere(region, s, pid)
+    if is_change and listings.limit_reached(region, s, pid, now):
+        raise Refusal("ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED", text(
+            "annual_limit", limit=cfg.rules.changes_per_12_months,
+            next_date=listings.next_change_date(region, s, pid, now)))
+
+    listings.lock_unit(s, unit.hsa_id)
+    if listings.occupied(s, unit.hsa_id) >= unit.cap or listings.queue_of(s, unit.hsa_id):
+        if not (unit.queue_allowed and cfg.rules.queue_at_cap):
+            raise Refusal("ERROR_MAXIMUM_CITIZEN_REACHED_ON_CAREUNIT", text("unit_full_no_queue"))
+        if not req.addToQueue:
+            raise Refusal("ERROR_MAXIMUM_CITIZEN_REACHED_ON_CAREUNIT", text("unit_full"))
+        entry = QueueEntry(person_id=pid, unit_hsa_id=unit.hsa_id, type_code=ltype.code,
+                           type_system=ltype.code_system, personnel_hsa_id=personnel,
+                           home_county=home, queued_at=now)
+        s.add(entry)
+        s.flush()
+        return response(CONTRACT, "OK", text("queued", unit=unit.name,
+                                             position=listings.queue_position(s, entry)))
+
+    if is_change:
+        listings.record_change(s, pid, now, cfg.county)
+    choice = listings.ListingChoice(unit, ltype.code, ltype.code_system, personnel, home)
+    new, outbox_id = listings.register_listing(region, s, pid, choice, now, origin="choice")
+    if outbox_id is None:
+        return response(CONTRACT, "OK", text("listed", unit=unit.name,
+                                             date=new.valid_from.date().isoformat()))
+    outbox.lease(s, outbox_id, now)  # this request delivers it; keep the workers off it
+    return _Pending(outbox_id, new)
+
+
+def _confirm_with_home(region: Region, pending: _Pending, req: Any, ctx: CallContext) -> Any:
+    """Deliver the notification to the home region now; the resident gets its answer."""
+    answer = _home_verdict(region, pending, ctx)
+    if answer.resultCode != "OK":  # the access log shows how the change really ended
+        with region.db.transaction() as s:
+            region.log_access(s, ctx, CONTRACT, "change", pending.listing.person_id, req.actor,
+                              str(answer.resultCode))
+    return answer
+
+
+def _home_verdict(region: Region, pending: _Pending, ctx: CallContext) -> Any:
+    unit = _unit_name(region, pending.listing.unit_hsa_id)
+    day = pending.listing.valid_from.date().isoformat()
+    delivery = outbox.deliver(region, pending.outbox_id, ctx.now)
+    if delivery.outcome == "delivered":
+        if delivery.result_code == "INFO":
+            return response(CONTRACT, "INFO", delivery.result_text)
+        return response(CONTRACT, "OK", text("listed", unit=unit, date=day))
+    if delivery.outcome == "refused":
+        code = delivery.result_code or "ERROR"
+        message = delivery.result_text or text(
+            "annual_limit_home" if code == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"
+            else "home_refused")
+        return response(CONTRACT, code, message)
+    refuse = region.config.rules.home_unreachable == "refuse"
+    if delivery.outcome == "not_delivered" and refuse and outbox.cancel(
+            region, pending.outbox_id, ctx.now):
+        return response(CONTRACT, "ERROR", text("home_unreachable"))
+    # Outcome unknown, or the region registers and lets the outbox deliver: the worker retries;
+    # a later refusal takes the listing back (the resident keeps the old one).
+    return response(CONTRACT, "INFO", text("home_pending", unit=unit, date=day))

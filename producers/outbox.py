@@ -1,0 +1,220 @@
+"""The transactional outbox: UpdateListing messages to other regions.
+
+A row is written in the same transaction as the change it reports (``enqueue``), so a change
+is never committed without its notification, nor a notification without its change. Delivery
+(``deliver`` for one row right after the change commits, ``run_due`` for the worker) sends
+through a pluggable sender and records the outcome:
+
+- OK/INFO: delivered;
+- an ERROR* answer: refused — for a resident's change the listing is taken back here
+  (``on_refusal``), so the resident keeps the old listing;
+- an exception: not delivered (or unknown); retried with exponential back-off and jitter.
+  Rows are never deleted or given up on; the receiver de-duplicates by message id.
+
+Several workers may run at once: on PostgreSQL a worker claims due rows with
+``FOR UPDATE SKIP LOCKED`` and a lease (``lease_until``), so no row is sent by two workers at
+the same time and a crashed worker's rows become due again when the lease runs out. On SQLite
+every transaction takes the database's single writer lock, so claims are serialised: run one
+worker process per SQLite region.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from interactions import identifiers as ids
+from interactions.models import message_class, type_class
+from producers import ext
+from producers.storage.models import OutboxMessage
+
+if TYPE_CHECKING:
+    from producers.region import Region
+
+log = logging.getLogger(__name__)
+
+# send_update_listing(to_county, request_model) -> response_model
+Sender = Callable[[str, Any], Any]
+
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 3600.0
+LEASE = timedelta(seconds=120)  # longer than the platform's producer timeout (30 s)
+DONE_CODES = ("OK", "INFO")
+
+
+class NotDelivered(Exception):
+    """Raised by a sender when the message certainly did not reach the receiver (connection
+    refused, no route, platform error before forwarding). Any other exception means the outcome
+    is unknown: the message may have been applied."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    person_id: str
+    new_county: str
+    home_county: str
+    type_code: str | None
+    type_system: str | None
+    registered_at: datetime
+    effective_at: datetime
+    purpose: str
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["registered_at"] = self.registered_at.isoformat()
+        d["effective_at"] = self.effective_at.isoformat()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Notification:
+        return cls(**{**d, "registered_at": datetime.fromisoformat(d["registered_at"]),
+                      "effective_at": datetime.fromisoformat(d["effective_at"])})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: str  # delivered | refused | not_delivered | unknown | skipped
+    result_code: str | None = None
+    result_text: str | None = None
+
+
+def enqueue(s: Session, from_county: str, to_county: str, n: Notification, now: datetime, *,
+            on_refusal: dict[str, Any] | None = None) -> OutboxMessage:
+    """Write an UpdateListing for ``to_county`` in the caller's transaction."""
+    row = OutboxMessage(message_id=f"{from_county}-{uuid4()}", to_county=to_county,
+                        person_id=n.person_id, payload=n.to_json(), purpose=n.purpose,
+                        status="pending", created_at=now, next_attempt_at=now, attempts=0,
+                        on_refusal=on_refusal)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def build_request(row: OutboxMessage) -> Any:
+    """The UpdateListing request model for an outbox row (our extension elements in ``any_``)."""
+    n = Notification.from_json(row.payload)
+    ii, cv = type_class("IIType"), type_class("CVType")
+    req = message_class("UpdateListing")(
+        personId=ii(root=ids.personal_id_root(n.person_id), extension=n.person_id),
+        newListingCounty=ii(root=ids.COUNTY_OID, extension=n.new_county),
+        homeCounty=ii(root=ids.COUNTY_OID, extension=n.home_county),
+        listingType=(cv(code=n.type_code, codeSystem=n.type_system)
+                     if n.type_code and n.type_system else None),
+    )
+    req.any_ = ext.to_elements(ext.NotificationMeta(row.message_id, n.registered_at,
+                                                    n.effective_at, n.purpose))
+    return req
+
+
+def backoff(attempts: int, rng: random.Random) -> timedelta:
+    """Exponential back-off with jitter: about 2 s, 4 s, 8 s … capped at an hour."""
+    base = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=base * rng.uniform(0.5, 1.5))
+
+
+def _claim(region: Region, now: datetime, limit: int) -> list[int]:
+    with region.db.transaction() as s:
+        q = (select(OutboxMessage).where(
+            OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now))
+            .order_by(OutboxMessage.id).limit(limit))
+        if not region.db.is_sqlite:
+            q = q.with_for_update(skip_locked=True)
+        rows = list(s.execute(q).scalars())
+        for row in rows:
+            row.lease_until = now + LEASE
+        return [r.id for r in rows]
+
+
+def lease(s: Session, row_id: int, now: datetime) -> None:
+    """Hold a row back from the workers while the caller delivers it itself."""
+    row = s.get(OutboxMessage, row_id)
+    if row is not None:
+        row.lease_until = now + LEASE
+
+
+def deliver(region: Region, row_id: int, now: datetime) -> Delivery:
+    """Send one (leased) row now and record the outcome."""
+    with region.db.transaction() as s:
+        row = s.get(OutboxMessage, row_id)
+        if row is None or row.status != "pending":
+            return Delivery("skipped")
+        to_county, request = row.to_county, build_request(row)
+    if region.sender is None:
+        failure: Exception | None = NotDelivered("this region has no sender configured")
+        response = None
+    else:
+        try:
+            response, failure = region.sender(to_county, request), None
+        except Exception as exc:  # any failure of the transport is recorded and retried
+            response, failure = None, exc
+    return _record(region, row_id, now, response, failure)
+
+
+def _record(region: Region, row_id: int, now: datetime, response: Any,
+            failure: Exception | None) -> Delivery:
+    from producers import listings  # listings enqueues through this module
+
+    with region.db.transaction() as s:
+        q = select(OutboxMessage).where(OutboxMessage.id == row_id)
+        row = s.execute(q if region.db.is_sqlite else q.with_for_update()).scalar_one()
+        if row.status != "pending":
+            return Delivery("skipped")
+        row.attempts += 1
+        row.lease_until = None
+        if failure is not None:
+            row.last_error = f"{type(failure).__name__}: {failure}"[:2000]
+            row.next_attempt_at = now + backoff(row.attempts, region.rng)
+            log.info("outbox %s to %s not delivered (attempt %d): %s", row.message_id,
+                     row.to_county, row.attempts, row.last_error)
+            return Delivery("not_delivered" if isinstance(failure, NotDelivered) else "unknown")
+        code, text = str(response.resultCode), response.resultText
+        row.result_code, row.result_text, row.finished_at = code, text, now
+        if code in DONE_CODES:
+            row.status = "delivered"
+            return Delivery("delivered", code, text)
+        row.status = "refused"
+        log.info("outbox %s refused by %s: %s", row.message_id, row.to_county, code)
+        if row.on_refusal:
+            listings.undo_listing(region, s, row.on_refusal["listing_id"],
+                                  row.on_refusal.get("restore_listing_id"), now,
+                                  "refused_by_home")
+        return Delivery("refused", code, text)
+
+
+def cancel(region: Region, row_id: int, now: datetime) -> bool:
+    """Withdraw a row that certainly was not delivered, taking its change back."""
+    from producers import listings
+
+    with region.db.transaction() as s:
+        row = s.get(OutboxMessage, row_id)
+        if row is None or row.status != "pending":
+            return False
+        row.status, row.finished_at = "cancelled", now
+        if row.on_refusal:
+            listings.undo_listing(region, s, row.on_refusal["listing_id"],
+                                  row.on_refusal.get("restore_listing_id"), now, "cancelled")
+        return True
+
+
+def run_due(region: Region, now: datetime | None = None, limit: int = 100) -> dict[str, int]:
+    """One pass of the worker: deliver every due row; returns outcome counts."""
+    now = now or region.clock()
+    counts: dict[str, int] = {}
+    for row_id in _claim(region, now, limit):
+        outcome = deliver(region, row_id, now).outcome
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def pending_count(s: Session) -> int:
+    return len(list(s.execute(select(OutboxMessage.id).where(
+        OutboxMessage.status == "pending")).scalars()))

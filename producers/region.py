@@ -1,0 +1,155 @@
+"""A region's listing system: configuration + database + sender, and the entry point
+``Region.handle(request_model, ctx) -> response_model`` that the SOAP producer calls.
+
+One handler module per contract in ``producers/handlers/``; each runs in one database
+transaction and answers every problem with the input as an ERROR with a Swedish resultText.
+Anything else (a database outage, a bug) propagates: the producer turns it into a SOAP fault,
+which RIV-TA defines as a technical error the consumer may retry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from producers.config import RegionConfig
+from producers.context import CallContext, local_now
+from producers.outbox import Sender
+from producers.storage import Database, open_database
+from producers.storage.models import AccessLog, HomeRecord, Person
+
+log = logging.getLogger(__name__)
+
+CONTRACTS = (
+    "CreateListing",
+    "GetAvailableHealthcareFacilities",
+    "GetAvailableHealthcarePersonnel",
+    "GetListingCounty",
+    "GetListing",
+    "GetListingTypes",
+    "UpdateListing",
+    "PingForConfiguration",
+)
+
+
+class PopulationLookup(Protocol):
+    """What a region asks the population register directly (producers.population fits)."""
+
+    def guardians_of(self, pid: str) -> list[Any]: ...
+
+    def home_county(self, pid: str) -> str | None: ...
+
+    def person(self, pid: str) -> Any: ...  # with .municipality
+
+
+def module_name(contract: str) -> str:
+    """``CreateListing`` → ``producers.handlers.create_listing``."""
+    return "producers.handlers." + re.sub(r"(?<!^)(?=[A-Z])", "_", contract).lower()
+
+
+class Region:
+    def __init__(self, config: RegionConfig, db: Database, sender: Sender | None = None,
+                 population: PopulationLookup | None = None,
+                 clock: Callable[[], datetime] = local_now,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.db = db
+        self.sender = sender
+        self.population = population
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - back-off jitter, not security
+        self._handlers = {c: importlib.import_module(module_name(c)).handle for c in CONTRACTS}
+
+    @classmethod
+    def open(cls, config: RegionConfig, *, database_url: str | None = None,
+             **kwargs: Any) -> Region:
+        return cls(config, open_database(database_url or config.database_url), **kwargs)
+
+    @property
+    def county(self) -> str:
+        return self.config.county
+
+    @property
+    def hsa_id(self) -> str:
+        return self.config.hsa_id
+
+    def handle(self, request: Any, ctx: CallContext) -> Any:
+        """Answer one request model with its response model (dispatch on the model class)."""
+        name = type(request).__name__
+        handler = self._handlers.get(name)
+        if handler is None:
+            raise TypeError(f"{name} is not a request this producer serves")
+        return handler(self, request, ctx)
+
+    # -- what several handlers need ---------------------------------------------------------
+
+    def home_county_of(self, s: Session, pid: str) -> str | None:
+        """The person's home county as this region knows it: the population feed first, then
+        the register itself; a home record means the person is (or was) our resident."""
+        person = s.get(Person, pid)
+        if person is not None and person.home_county:
+            return person.home_county
+        if self.population is not None:
+            try:
+                county = self.population.home_county(pid)
+            except Exception:  # the register is another system; absence is not our error
+                log.warning("population register lookup failed", exc_info=True)
+                county = None
+            if county:
+                return county
+        if s.get(HomeRecord, pid) is not None:
+            return self.county
+        return None
+
+    def municipality_of(self, s: Session, pid: str) -> str | None:
+        """Where the resident lives (for passive listing by proximity)."""
+        person = s.get(Person, pid)
+        if person is not None and person.municipality:
+            return person.municipality
+        if self.population is None:
+            return None
+        try:
+            found = self.population.person(pid)
+        except Exception:
+            log.warning("population register lookup failed", exc_info=True)
+            return None
+        return getattr(found, "municipality", None)
+
+    def guardians_of(self, pid: str) -> list[str] | None:
+        """Guardians' personal ids from the population register (None if it cannot answer)."""
+        if self.population is None:
+            return None
+        try:
+            found = self.population.guardians_of(pid)
+        except Exception:
+            log.warning("population register lookup failed", exc_info=True)
+            return None
+        return [g if isinstance(g, str) else getattr(g, "person_id", getattr(g, "pid", ""))
+                for g in found]
+
+    def birth_date(self, s: Session, pid: str) -> date:
+        from interactions.identifiers import birth_date_of
+
+        person = s.get(Person, pid)
+        return person.birth_date if person is not None and person.birth_date else \
+            birth_date_of(pid)
+
+    def log_access(self, s: Session, ctx: CallContext, contract: str, action: str,
+                   person_id: str | None, actor: Any, result_code: str) -> None:
+        actor_id = getattr(getattr(actor, "actorId", None), "extension", None)
+        s.add(AccessLog(at=ctx.now, person_id=person_id, contract=contract, action=action,
+                        caller_hsa_id=ctx.caller_hsa_id,
+                        original_consumer=ctx.original_consumer,
+                        actor_type=getattr(actor, "actorType", None),
+                        actor_id=str(actor_id)[:64] if actor_id else None,
+                        correlation_id=ctx.correlation_id, result_code=result_code))
+        # INFO logs carry no personal identity number (patientdatalagen)
+        log.info("%s %s by %s for %s: %s", contract, action, ctx.caller_hsa_id,
+                 ctx.original_consumer, result_code)

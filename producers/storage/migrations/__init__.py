@@ -1,0 +1,1 @@
+"""Alembic migrations of a region database (run in-process by producers.storage.db)."""

@@ -1,0 +1,261 @@
+"""Cross-region listing: the transfer at the moment of listing, three-region forwarding,
+coming back home, the home region refusing, and GetListingCounty in every situation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from producers import outbox
+from producers.inprocess import create, ctx_for, listed_units, listing_counties, wire
+from producers.storage.models import AccessLog, OutboxMessage
+
+
+def unit(region, i: int = 0) -> str:
+    return region.config.units[i].hsa_id
+
+
+def run_outboxes(network, clock, rounds: int = 3) -> None:
+    for _ in range(rounds):
+        for region in network.regions.values():
+            outbox.run_due(region, clock())
+
+
+def test_listing_in_another_region_moves_the_resident_there(make_region, people, clock,
+                                                             network):
+    r01, r08 = make_region("01"), make_region("08")
+    pid = people.adult("01")
+    assert wire(r01.handle(create(pid, unit(r01)), ctx_for(clock))).resultCode == "OK"
+
+    resp = wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock)))
+
+    assert resp.resultCode == "OK", resp.resultText
+    assert listed_units(r08, pid) == [unit(r08)]
+    assert listed_units(r01, pid) == []  # the home region ended its own listing
+    assert listing_counties(r01, pid) == ["08"]
+    assert listing_counties(r08, pid) == []  # only the home region answers
+    # the notification went synchronously, nothing is left in the outbox
+    with r08.db.transaction() as s:
+        assert outbox.pending_count(s) == 0
+
+
+def test_listed_in_c_chooses_b_home_forwards_to_c(make_region, people, clock, network):
+    r01, r08, r03 = make_region("01"), make_region("08"), make_region("03")
+    pid = people.adult("01")
+    assert wire(r03.handle(create(pid, unit(r03), home="01"), ctx_for(clock))).resultCode == "OK"
+    assert listing_counties(r01, pid) == ["03"]
+    clock.advance(minutes=5)
+
+    assert wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock))).resultCode == "OK"
+    assert listing_counties(r01, pid) == ["08"]
+    assert listed_units(r03, pid) == [unit(r03)]  # not yet: A's forward is in A's outbox
+    run_outboxes(network, clock)
+    assert listed_units(r03, pid) == []
+    assert listed_units(r08, pid) == [unit(r08)]
+    forwarded = [(frm, to) for frm, to, _ in network.sent]
+    assert ("01", "03") in forwarded
+
+
+def test_coming_back_home_ends_the_listing_in_the_other_region(make_region, people, clock,
+                                                               network):
+    r01, r08 = make_region("01"), make_region("08")
+    pid = people.adult("01")
+    wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock)))
+    clock.advance(minutes=1)
+    resp = wire(r01.handle(create(pid, unit(r01, 2)), ctx_for(clock)))
+    assert resp.resultCode == "OK", resp.resultText
+    assert listing_counties(r01, pid) == ["01"]
+    run_outboxes(network, clock)
+    assert listed_units(r08, pid) == []
+    assert listed_units(r01, pid) == [unit(r01, 2)]
+
+
+def test_home_region_limit_reaches_the_resident(make_region, people, clock, network):
+    r01, r08 = make_region("01", changes_per_12_months=1), make_region("08")
+    pid = people.adult("01")
+    wire(r01.handle(create(pid, unit(r01)), ctx_for(clock)))  # first listing: not a change
+    clock.advance(days=1)
+    wire(r01.handle(create(pid, unit(r01, 2)), ctx_for(clock)))  # change 1 of 1
+    clock.advance(days=1)
+
+    resp = wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock)))
+
+    assert resp.resultCode == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"
+    assert "tolv månaderna" in resp.resultText
+    assert listed_units(r08, pid) == []  # taken back: never two places
+    assert listed_units(r01, pid) == [unit(r01, 2)]
+    assert listing_counties(r01, pid) == ["01"]
+    with r08.db.transaction() as s:  # the access log shows the attempt and how it ended
+        codes = s.execute(select(AccessLog.result_code).where(
+            AccessLog.person_id == pid, AccessLog.contract == "CreateListing")
+            .order_by(AccessLog.id)).scalars().all()
+    assert codes == ["OK", "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"]
+
+
+def test_home_down_refuse_mode_says_try_again_and_changes_nothing(make_region, people, clock,
+                                                                  network):
+    r01, r03 = make_region("01"), make_region("03")  # 03 refuses when home is unreachable
+    pid = people.adult("01")
+    wire(r01.handle(create(pid, unit(r01)), ctx_for(clock)))
+    network.down.add("01")
+
+    resp = wire(r03.handle(create(pid, unit(r03), home="01"), ctx_for(clock)))
+
+    assert resp.resultCode == "ERROR"
+    assert "Försök igen senare" in resp.resultText
+    assert listed_units(r03, pid) == []
+    network.down.clear()
+    run_outboxes(network, clock)  # the cancelled notification is never sent
+    assert listed_units(r01, pid) == [unit(r01)]
+    assert listing_counties(r01, pid) == ["01"]
+
+
+def test_home_down_outbox_mode_registers_and_converges(make_region, people, clock, network):
+    r01, r08 = make_region("01"), make_region("08")  # 08 registers and queues
+    pid = people.adult("01")
+    wire(r01.handle(create(pid, unit(r01)), ctx_for(clock)))
+    network.down.add("01")
+
+    resp = wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock)))
+
+    assert resp.resultCode == "INFO"
+    assert "hemregion" in resp.resultText
+    assert listed_units(r08, pid) == [unit(r08)]
+    clock.advance(minutes=1)
+    assert outbox.run_due(r08, clock()) == {"not_delivered": 1}
+    with r08.db.transaction() as s:
+        row = s.execute(select(OutboxMessage)).scalar_one()
+        assert row.status == "pending" and row.attempts == 2
+        assert row.next_attempt_at > clock()  # backing off
+    network.down.clear()
+    clock.advance(hours=2)
+    run_outboxes(network, clock)
+    assert listing_counties(r01, pid) == ["08"]
+    assert listed_units(r01, pid) == []
+    with r08.db.transaction() as s:
+        assert s.execute(select(OutboxMessage.status)).scalar_one() == "delivered"
+
+
+def test_queued_notification_refused_later_takes_the_listing_back(make_region, people, clock,
+                                                                  network):
+    r01, r08 = make_region("01", changes_per_12_months=0), make_region("08")
+    pid = people.adult("01")
+    wire(r01.handle(create(pid, unit(r01)), ctx_for(clock)))
+    network.down.add("01")
+    assert wire(r08.handle(create(pid, unit(r08), home="01"),
+                           ctx_for(clock))).resultCode == "INFO"
+    network.down.clear()
+    clock.advance(hours=1)
+    assert outbox.run_due(r08, clock()) == {"refused": 1}
+    # the resident keeps the old listing; the new one never took effect
+    assert listed_units(r08, pid) == []
+    assert listed_units(r01, pid) == [unit(r01)]
+    assert listing_counties(r01, pid) == ["01"]
+
+
+def test_lost_answer_is_retried_and_applied_once(make_region, people, clock, network):
+    r01, r03 = make_region("01", changes_per_12_months=1), make_region("03")
+    pid = people.adult("01")
+    wire(r01.handle(create(pid, unit(r01)), ctx_for(clock)))
+    network.lose_responses.add("01")
+    resp = wire(r03.handle(create(pid, unit(r03), home="01"), ctx_for(clock)))
+    # the outcome is unknown even in refuse mode: the listing stays and the outbox retries
+    assert resp.resultCode == "INFO"
+    network.lose_responses.clear()
+    clock.advance(hours=1)
+    assert outbox.run_due(r03, clock()) == {"delivered": 1}
+    # the retry was recognised as the same message: one change counted, not two (limit 1)
+    assert listing_counties(r01, pid) == ["03"]
+    assert listed_units(r03, pid) == [unit(r03)]
+    got = wire(r01.handle(create(pid, unit(r01, 2)), ctx_for(clock)))
+    assert got.resultCode == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"
+
+
+def test_get_listing_county_in_every_situation(make_region, people, clock, network):
+    r01, r08 = make_region("01"), make_region("08")
+    never, at_home, away, other = (people.adult("01"), people.adult("01"), people.adult("01"),
+                                   people.adult("08"))
+    wire(r01.handle(create(at_home, unit(r01)), ctx_for(clock)))
+    wire(r08.handle(create(away, unit(r08), home="01"), ctx_for(clock)))
+    wire(r08.handle(create(other, unit(r08)), ctx_for(clock)))
+    assert listing_counties(r01, never) == []  # a resident listed nowhere
+    assert listing_counties(r01, at_home) == ["01"]
+    assert listing_counties(r01, away) == ["08"]
+    assert listing_counties(r08, away) == []  # not the home region: no counties
+    assert listing_counties(r01, other) == []  # not our resident
+    assert listing_counties(r08, other) == ["08"]
+
+
+def test_every_read_and_change_is_in_the_access_log(make_region, people, clock):
+    r01 = make_region("01")
+    pid = people.adult("01")
+    wire(r01.handle(create(pid, unit(r01)), ctx_for(clock)))
+    listing_counties(r01, pid)
+    with r01.db.transaction() as s:
+        rows = s.execute(select(AccessLog).where(AccessLog.person_id == pid)
+                         .order_by(AccessLog.id)).scalars().all()
+    assert [(r.contract, r.action, r.actor_type) for r in rows] == [
+        ("CreateListing", "change", "CITIZEN"), ("GetListingCounty", "read", "REGION")]
+    assert rows[0].caller_hsa_id == "SE5565594230-1177" and rows[0].result_code == "OK"
+    assert rows[0].correlation_id
+
+
+@pytest.mark.parametrize("kind", ["closure"])
+def test_unit_closure_hands_residents_back_to_their_home_regions(make_region, people, clock,
+                                                                 network, kind):
+    from producers import flows
+
+    r01, r08 = make_region("01"), make_region("08")
+    visitor, local = people.adult("01"), people.adult("08")
+    wire(r08.handle(create(visitor, unit(r08, 2), home="01"), ctx_for(clock)))
+    wire(r08.handle(create(local, unit(r08, 2)), ctx_for(clock)))
+    clock.advance(days=2)
+
+    assert flows.close_unit(r08, unit(r08, 2)) == 2
+    run_outboxes(network, clock)
+
+    assert listed_units(r08, visitor) == []
+    assert listing_counties(r01, visitor) == []  # home region has taken responsibility back
+    # Kalmar lists passively: its own resident goes to the nearest open unit
+    assert listed_units(r08, local) not in ([], [unit(r08, 2)])
+    resp = wire(r08.handle(create(people.adult("08"), unit(r08, 2)), ctx_for(clock)))
+    assert resp.resultCode == "ERROR" and "stängt" in resp.resultText
+
+
+def test_late_notification_from_a_region_that_lost_the_race_ends_its_listing(
+        make_region, people, clock, network):
+    r01, r08, r03 = make_region("01"), make_region("08"), make_region("03")
+    pid = people.adult("01")
+    network.down.add("01")
+    # chosen in 08 first: 01 is down, so 08 lists and leaves the notification to its outbox
+    assert wire(r08.handle(create(pid, unit(r08), home="01"),
+                           ctx_for(clock))).resultCode == "INFO"
+    with r08.db.transaction() as s:  # 08's next attempt comes only after 03's choice
+        s.execute(select(OutboxMessage)).scalar_one().next_attempt_at = clock() + timedelta(
+            hours=1)
+    network.down.clear()
+    clock.advance(minutes=1)
+    assert wire(r03.handle(create(pid, unit(r03), home="01"), ctx_for(clock))).resultCode == "OK"
+    clock.advance(hours=2)
+    run_outboxes(network, clock)  # 08's older notification arrives at 01: stale
+    assert listing_counties(r01, pid) == ["03"]
+    assert listed_units(r08, pid) == []  # 01 told 08 to end it
+    assert listed_units(r03, pid) == [unit(r03)]
+
+
+def test_refused_change_within_the_listing_region_restores_the_old_unit(make_region, people,
+                                                                        clock, network):
+    r01, r08 = make_region("01", changes_per_12_months=1), make_region("08")
+    pid = people.adult("01")
+    assert wire(r08.handle(create(pid, unit(r08, 2), home="01"),
+                           ctx_for(clock))).resultCode == "OK"  # first listing: no change
+    clock.advance(days=2)
+    assert wire(r08.handle(create(pid, unit(r08, 3), home="01"),
+                           ctx_for(clock))).resultCode == "OK"  # change 1 of 1
+    clock.advance(days=2)
+    resp = wire(r08.handle(create(pid, unit(r08, 4), home="01"), ctx_for(clock)))
+    assert resp.resultCode == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"
+    assert listed_units(r08, pid) == [unit(r08, 3)]  # still listed, at the unit before
+    assert listing_counties(r01, pid) == ["08"]

@@ -1,0 +1,76 @@
+"""The outbox: back-off, several workers at once, a worker that dies mid-delivery."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from interactions.models import message_class
+from producers import outbox
+from producers.inprocess import create, ctx_for, listing_counties, wire
+from producers.storage.models import OutboxMessage
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap():
+    rng = random.Random(1)
+    for attempts, base in ((1, 2), (2, 4), (5, 32), (30, 3600)):
+        waits = [outbox.backoff(attempts, rng).total_seconds() for _ in range(50)]
+        assert base * 0.5 <= min(waits) and max(waits) <= base * 1.5
+        assert len(set(waits)) > 1  # jitter: workers do not retry in lock-step
+
+
+def backlog(make_region, people, clock, network, n: int):
+    r01, r08 = make_region("01"), make_region("08")  # 08 queues when the home is down
+    network.down.add("01")
+    pids = [people.adult("01") for _ in range(n)]
+    for i, pid in enumerate(pids):
+        unit = r08.config.units[2 + i % 5].hsa_id
+        assert wire(r08.handle(create(pid, unit, home="01"), ctx_for(clock))).resultCode == "INFO"
+    network.down.clear()
+    network.sent.clear()
+    return r01, r08, pids
+
+
+def test_several_workers_deliver_each_message_exactly_once(make_region, people, clock,
+                                                           network):
+    r01, r08, pids = backlog(make_region, people, clock, network, 12)
+    clock.advance(hours=2)
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            while outbox.run_due(r08, clock(), limit=2):
+                pass
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    sent = [req.personId.extension for _, _, req in network.sent]
+    assert sorted(sent) == sorted(pids)  # every one, none twice
+    with r08.db.transaction() as s:
+        assert set(s.execute(select(OutboxMessage.status)).scalars()) == {"delivered"}
+    assert all(listing_counties(r01, pid) == ["08"] for pid in pids)
+
+
+def test_a_worker_that_dies_mid_delivery_loses_nothing(make_region, people, clock, network):
+    r01, r08, pids = backlog(make_region, people, clock, network, 2)
+    ping = message_class("PingForConfiguration")(serviceContractNamespace="x", logicalAddress="08")
+    conf = {c.name: c.value for c in r08.handle(ping, ctx_for(clock)).configuration}
+    assert conf["outboxPending"] == "2" and conf["outboxOldestPending"]  # visible to operators
+    clock.advance(hours=2)
+    claimed = outbox._claim(r08, clock(), 10)  # a worker claims both rows, then dies
+    assert len(claimed) == 2
+    assert outbox.run_due(r08, clock() + timedelta(seconds=30)) == {}  # still leased
+    later = clock() + outbox.LEASE + timedelta(seconds=1)
+    assert outbox.run_due(r08, later) == {"delivered": 2}
+    assert [listing_counties(r01, pid) for pid in pids] == [["08"], ["08"]]
