@@ -67,7 +67,7 @@ def make_engine(db_url: str, *, writer: bool = False) -> Engine:
         engine = create_engine(url, poolclass=StaticPool,
                                connect_args={"check_same_thread": False})
     else:
-        engine = create_engine(url)
+        engine = create_engine(url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         if writer:

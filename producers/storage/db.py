@@ -41,7 +41,9 @@ def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    # hide_parameters: SQL errors would otherwise carry personnummer into the logs.
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +76,7 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     if url.startswith("sqlite"):
         engine = _sqlite_engine(url)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True)
     if upgrade:
         migrate(engine)
     return Database(engine)

@@ -32,7 +32,7 @@ def open_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default: $LISTNING_TAK_DB or sqlite:///tak.db), at the head schema."""
     url = url or default_url()
     try:
-        engine = create_engine(with_driver(make_url(url)), pool_pre_ping=True)
+        engine = create_engine(with_driver(make_url(url)), pool_pre_ping=True, hide_parameters=True)
     except (ArgumentError, ValueError):
         # not echoed back: a mistyped URL may still hold a password
         raise DatabaseError("not a database URL (expected e.g. sqlite:///tak.db or "

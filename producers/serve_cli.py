@@ -1,0 +1,245 @@
+"""``listning region serve``: run one region's listing system as a producer over HTTPS.
+
+    listning region serve --config producers/regions/08.toml --data-dir DIR \\
+        --host 127.0.0.1 --port 8443 --cert C --key K --ca CA \\
+        --platform-url https://vp:8443 --platform-hsa-id SE5565594230-NTJP \\
+        [--population-url URL] [--db URL]
+
+(also ``python -m producers.serve_cli ...`` with the same options.)
+
+Runs, in one process: the producer (producers.server: aiohttp + spyne, mutual TLS, only the
+platform may call), the outbox worker (a thread delivering UpdateListing through the platform
+with the region's own certificate, producers.sender) and, with ``--population-url``, a thread
+that reads the population register's change feed. When every part runs it prints
+``region <county> listening on <URL>``. SIGINT/SIGTERM: stop listening, let running requests
+finish their transaction, let each worker finish its current pass, then exit 0.
+``--db`` defaults to a SQLite file in the data directory; PostgreSQL by URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from producers.config import ConfigError, default_database_url, load_config
+
+if TYPE_CHECKING:
+    from producers.population.api import PopulationClient
+    from producers.population_feed import ChangeFeed
+    from producers.region import Region
+
+# The serving stack (spyne, the compiled models, SQLAlchemy) is imported in ``serve``: every
+# `listning` command registers this one, and the models take seconds to compile.
+log = logging.getLogger("producers.serve")
+
+
+def register_serve(region_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``serve`` to ``listning region``'s subcommands."""
+    p = region_subparsers.add_parser("serve", help="run the region's listing system as the "
+                                     "producer for its county (HTTPS, mutual TLS)",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(handler=run_serve)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, type=Path, help="the region's TOML file")
+    p.add_argument("--data-dir", required=True, type=Path,
+                   help="where the region keeps its files (the SQLite database by default)")
+    p.add_argument("--db", metavar="URL", help="database URL (default: SQLite in --data-dir)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8443, help="0 picks a free port (printed)")
+    p.add_argument("--cert", required=True, type=Path,
+                   help="the region's certificate (PEM): served, and presented to the platform")
+    p.add_argument("--key", required=True, type=Path, help="its private key (PEM)")
+    p.add_argument("--ca", required=True, type=Path,
+                   help="CA of the platform's certificates (server and client)")
+    p.add_argument("--platform-url", required=True,
+                   help="the service platform's base URL (UpdateListing goes there)")
+    p.add_argument("--platform-hsa-id", required=True, action="append", metavar="HSAID",
+                   help="HSA-id in the platform's client certificate; only it may call "
+                   "(repeatable)")
+    p.add_argument("--public-url", help="this producer's URL as the platform reaches it "
+                   "(for ?wsdl; default https://HOST:PORT)")
+    p.add_argument("--population-url", help="the population register's API: read its change "
+                   "feed and look persons up")
+    p.add_argument("--threads", type=int, default=8,
+                   help="requests handled at once (each holds one database transaction)")
+    p.add_argument("--max-body", type=int, default=15 * 1024 * 1024, metavar="BYTES")
+    p.add_argument("--send-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="how long an UpdateListing through the platform may take")
+    p.add_argument("--outbox-interval", type=float, default=2.0, metavar="SECONDS",
+                   help="how often the outbox worker looks for due messages")
+    p.add_argument("--feed-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="how often the population feed is read")
+
+
+class PopulationOverHttp:
+    """The population register's HTTP API as ``Region`` and the feed consumer want it."""
+
+    def __init__(self, client: PopulationClient) -> None:
+        self.client = client
+
+    def person(self, pid: str) -> Any:
+        return self.client.person(pid)
+
+    def home_county(self, pid: str) -> str | None:
+        return self.client.home_county(pid)
+
+    def guardians_of(self, pid: str) -> list[str]:
+        found = self.client.person(pid)
+        return [g.person_id for g in found.guardians] if found else []
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Any]:
+        return self.client.changes_since(seq, limit)
+
+
+class Worker:
+    """Runs ``step`` every ``interval`` seconds in a thread until stopped; a stop waits for
+    the pass in progress (each of its transactions completes or rolls back whole)."""
+
+    def __init__(self, name: str, interval: float, step: Callable[[], None]) -> None:
+        self.name, self.interval, self.step = name, interval, step
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:  # a failed pass is logged and tried again next time
+                log.exception("%s pass failed", self.name)
+            self._stop.wait(self.interval)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+def outbox_step(region: Region) -> Callable[[], None]:
+    from producers import outbox
+
+    def step() -> None:
+        counts = outbox.run_due(region, limit=20)
+        if counts:
+            log.info("outbox: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return step
+
+
+def feed_step(region: Region, feed: ChangeFeed) -> Callable[[], None]:
+    from producers import population_feed
+
+    def step() -> None:
+        applied = population_feed.consume(region, feed)
+        if applied:
+            log.info("population feed: %d change(s) applied", applied)
+    return step
+
+
+class StartupError(Exception):
+    """The region cannot start: a bad option, file, certificate or a busy port."""
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from producers.population.api import PopulationClient
+    from producers.region import Region
+    from producers.sender import PlatformSender
+    from producers.server import ProducerApp, ProducerServer, tls_context
+    from producers.spyne_services import wsgi_application
+    from producers.storage import open_database
+
+    for option in ("cert", "key", "ca"):
+        path = getattr(args, option)
+        if not path.is_file():
+            raise StartupError(f"--{option} {path}: no such file")
+    try:
+        config = load_config(args.config)
+        url = args.db or default_database_url(config.county, args.data_dir)
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        tls = tls_context(args.cert, args.key, args.ca)
+        sender = PlatformSender(args.platform_url, cert=args.cert, key=args.key, ca=args.ca,
+                                timeout=args.send_timeout)
+    except (ConfigError, OSError, ssl.SSLError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
+    population = None
+    if args.population_url:
+        https = args.population_url.startswith("https:")
+        population = PopulationOverHttp(PopulationClient(
+            args.population_url, cert=args.cert if https else None,
+            key=args.key if https else None, ca=args.ca if https else None))
+    region = Region(config, open_database(url), sender=sender, population=population)
+    app = ProducerApp(wsgi_application(region, max_bytes=args.max_body),
+                      platform_hsa_ids=args.platform_hsa_id, public_url=args.public_url or "",
+                      max_body=args.max_body, threads=args.threads)
+    server = ProducerServer(app, host=args.host, port=args.port, ssl_context=tls)
+    workers = [Worker("outbox", args.outbox_interval, outbox_step(region))]
+    if population is not None:
+        workers.append(Worker("population-feed", args.feed_interval,
+                              feed_step(region, population)))
+    # Everything loaded so far lives as long as the process: keep the collector off it
+    # (the compiled models and SQLAlchemy make full collections slow).
+    gc.freeze()
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await server.start_async()
+    except OSError as exc:  # the port is taken, the address is not ours
+        raise StartupError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    try:
+        for w in workers:
+            w.start()
+        log.info("%s (county %s) serving %s; database %s", config.name, config.county,
+                 server.url, "SQLite" if region.db.is_sqlite else "PostgreSQL")
+        print(f"region {config.county} listening on {server.url}", flush=True)
+        await stopping.wait()
+        log.info("stopping: finishing running requests and worker passes")
+    finally:
+        await server.stop_async()
+        await asyncio.to_thread(lambda: [w.stop() for w in workers])
+        sender.close()
+        region.db.dispose()
+    log.info("stopped")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(serve(args))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="'cgi' is deprecated", category=DeprecationWarning)
+    parser = argparse.ArgumentParser(prog="python -m producers.serve_cli",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return run_serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
