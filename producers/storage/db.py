@@ -76,7 +76,8 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     if url.startswith("sqlite"):
         engine = _sqlite_engine(url)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                               hide_parameters=True)
     if upgrade:
         migrate(engine)
     return Database(engine)
