@@ -416,7 +416,7 @@ def _check_date_order(report: Report, to_el: etree._Element) -> None:
     try:
         if start and datetime.fromisoformat(end) < datetime.fromisoformat(start):
             report.add("date-order", to_el, "validToDate is before validFromDate")
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: one date with a zone, one without
         pass  # the schema reports dates it cannot read
 
 

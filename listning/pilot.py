@@ -54,7 +54,7 @@ def parse_regions(text: str) -> list[str]:
     if text.strip().lower() == "all":
         return available
     wanted = [c.strip().zfill(2) for c in text.split(",") if c.strip()]
-    known = {c.code for c in counties()}
+    known = set(counties())  # a dict keyed by county code
     for code in wanted:
         if code not in known:
             raise ValueError(f"{code} is not a county code")
@@ -197,7 +197,18 @@ def plan_services(plan: PilotPlan, ports: dict[str, int], ids: dict[str, pki.Ide
     return services
 
 
-def endpoints(plan: PilotPlan, ports: dict[str, int], ids: dict[str, pki.Identity]) -> dict:
+def _prepare_testdata(plan: PilotPlan, population_db: str) -> dict[str, Path]:
+    """Conformance test data per region, with persons no earlier run has used."""
+    from consumers.conformance.testdata import write_pilot_testdata
+
+    out = plan.data_dir / "conformance"
+    out.mkdir(exist_ok=True)
+    configs = {code: REGIONS_DIR / f"{code}.toml" for code in plan.regions}
+    return write_pilot_testdata(configs, population_db, out)
+
+
+def endpoints(plan: PilotPlan, ports: dict[str, int], ids: dict[str, pki.Identity],
+              testdata: dict[str, Path] | None = None) -> dict:
     return {
         "platform_url": f"https://{HOST}:{ports['platform']}",
         "platform_ops_url": f"http://{HOST}:{ports['platform-ops']}",
@@ -211,7 +222,8 @@ def endpoints(plan: PilotPlan, ports: dict[str, int], ids: dict[str, pki.Identit
             code: {"producer_url": f"https://{HOST}:{ports[f'region-{code}']}",
                    "hsa_id": ids[f"region-{code}"].hsa_id,
                    "config": str(REGIONS_DIR / f"{code}.toml"),
-                   "data_dir": str(plan.data_dir / "regions" / code)}
+                   "data_dir": str(plan.data_dir / "regions" / code),
+                   **({"testdata": str(testdata[code])} if testdata and code in testdata else {})}
             for code in plan.regions
         },
         "catalogue_admin": {"url": f"http://{HOST}:{ports['catalogue']}",
@@ -239,8 +251,8 @@ def print_table(info: dict) -> None:
         print(f"  {name:<28} {url}")
     print("\n  Test persons (log in at the e-service with the test e-ID):")
     for p in TEST_PERSONS:
-        print(f"    {p.person_id}  {p.first_name} {p.last_name:<12} county {p.county}  "
-              f"{p.description}")
+        name = f"{p.first_name} {p.last_name}"
+        print(f"    {p.person_id}  {name:<20} county {p.county}  {p.description}")
     print(f"\n  endpoints.json: {Path(info['logs']).parent / 'endpoints.json'}")
     print(f"  logs:           {info['logs']}\n", flush=True)
 
@@ -255,12 +267,13 @@ def run(plan: PilotPlan) -> int:
     _prepare_catalogue(dbs["tak"], plan, ports)
     persons = _prepare_population(dbs["population"], plan)
     log.info("population: %d persons", persons)
+    testdata = _prepare_testdata(plan, dbs["population"])
 
     supervisor = Supervisor()
     try:
         for service in plan_services(plan, ports, ids, dbs):
             supervisor.start(service)
-        info = endpoints(plan, ports, ids)
+        info = endpoints(plan, ports, ids, testdata)
         _write_json(d / "endpoints.json", info)
         print_table(info)
         return supervisor.watch()
