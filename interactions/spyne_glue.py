@@ -79,6 +79,15 @@ class RivSoap11(RivXmlMixin, Soap11):
         ctx.in_document = (root, {})  # (envelope, xml ids) as spyne's own parser gives it
 
     def decompose_incoming_envelope(self, ctx: Any, message: Any = Soap11.REQUEST) -> None:
+        envelope = ctx.in_document[0]
+        if envelope.tag == f"{{{self.ns_soap_env}}}Envelope":
+            # spyne takes soap:Body's first node as the request and fails with an exception
+            # (HTTP 500, not a fault) when there is none or it is a comment or PI
+            body = envelope.find(f"{{{self.ns_soap_env}}}Body")
+            for node in [] if body is None else [n for n in body if not isinstance(n.tag, str)]:
+                body.remove(node)
+            if body is None or len(body) == 0:
+                raise Fault("Client.SoapError", "soap:Body has no request element")
         super().decompose_incoming_envelope(ctx, message)
         if ctx.in_body_doc is None:
             raise Fault("Client.SoapError", "soap:Body is empty")
