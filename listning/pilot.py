@@ -173,7 +173,10 @@ def plan_services(plan: PilotPlan, ports: dict[str, int], ids: dict[str, pki.Ide
                                  *tls("platform"),
                                  "--ops-port", str(ports["platform-ops"]),
                                  "--state-dir", str(d / "platform"),
-                                 "--instance-name", "pilot-vp"),
+                                 "--instance-name", "pilot-vp",
+                                 # publish → in use within 2 s: a region connected while the
+                                 # pilot runs is reachable at once, without a restart
+                                 "--catalogue-poll", "2"),
                 ports["platform"], logs / "platform.log"),
         Service("population", _cli("population", "serve", "--db", dbs["population"],
                                    "--host", HOST, "--port", str(ports["population"])),

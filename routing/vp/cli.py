@@ -48,6 +48,9 @@ def register_platform(subparsers: argparse._SubParsersAction) -> None:
                    help="producer timeout for contracts the catalogue gives none for")
     p.add_argument("--catalogue-retry", type=float, default=5.0, metavar="SECONDS",
                    help="retry interval while the snapshot is not from the catalogue")
+    p.add_argument("--catalogue-poll", type=float, default=0.0, metavar="SECONDS",
+                   help="check the catalogue for a newly published snapshot every SECONDS "
+                        "(default 0: only when /resetcache is called)")
     p.add_argument("--quiet-calls", action="store_true", help="no per-call JSON log lines")
     p.set_defaults(handler=run_serve)
 
@@ -61,7 +64,7 @@ def config_from_args(args: argparse.Namespace) -> PlatformConfig:
         cert_header=args.cert_header,
         original_consumer_allowed=tuple(args.original_consumer_allowed),
         max_body=args.max_body, default_timeout=args.default_timeout,
-        catalogue_retry=args.catalogue_retry,
+        catalogue_retry=args.catalogue_retry, catalogue_poll=args.catalogue_poll,
     )
 
 

@@ -29,3 +29,5 @@ class PlatformConfig:
     default_timeout: float = 30.0  # producer timeout when the catalogue names none for a contract
     connect_timeout: float = 2.0
     catalogue_retry: float = 5.0  # seconds between attempts while not loaded from the catalogue
+    # seconds between checks for a newly published snapshot (0 = only on /resetcache)
+    catalogue_poll: float = 0.0

@@ -10,6 +10,7 @@ fault. Read ``PIPELINE`` top to bottom:
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 import time
@@ -28,6 +29,8 @@ from routing.vp.faults import VpError, fault_body, too_large
 from routing.vp.metrics import Metrics, contract_label
 from routing.vp.producer import ProducerAnswer, Upstream
 from routing.vp.snapshots import SnapshotStore
+
+log = logging.getLogger("routing.vp")
 
 ORIGINAL_CONSUMER = "x-rivta-original-serviceconsumer-hsaid"
 CORRELATION_ID = "x-skltp-correlation-id"
@@ -215,7 +218,15 @@ async def handle(ctx: Context, request: web.BaseRequest, over_tls: bool) -> web.
             await processor(ctx, call)
         response = _producer_response(call)
         outcome = "ok" if call.answer.status < 400 else "producer-fault"
-    except VpError as error:
+    except Exception as exc:
+        if not isinstance(exc, VpError):
+            # A bug in the platform itself: log it with the correlation id and answer with a
+            # Server fault the consumer can quote, instead of aiohttp's HTML error page.
+            log.exception("unexpected error in the request path (correlation id %s)",
+                          call.correlation_id)
+            exc = VpError("VP012", "internal platform error; quote correlation id "
+                                   f"{call.correlation_id}")
+        error = exc
         code = outcome = error.code
         response = web.Response(status=error.http_status, body=fault_body(error, ctx.instance),
                                 content_type="text/xml", charset="utf-8")

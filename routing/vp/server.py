@@ -68,6 +68,7 @@ class Platform:
         self.urls: dict[str, str] = {}
         self._runners: list[web.BaseRunner] = []
         self._retry: asyncio.Task | None = None
+        self._watch: asyncio.Task | None = None
 
     def _consumer_server(self, over_tls: bool) -> web.ServerRunner:
         """A bare aiohttp server (no router, no middleware): every POST goes down the pipeline."""
@@ -102,6 +103,8 @@ class Platform:
         if self.store.loaded is None or self.store.loaded.origin != "catalogue":
             self._retry = asyncio.create_task(
                 self.store.retry_until_loaded(self.config.catalogue_retry))
+        if self.config.catalogue_poll > 0:
+            self._watch = asyncio.create_task(self.store.watch(self.config.catalogue_poll))
         cfg = self.config
         if cfg.port is not None:
             await self._listen("https", self._consumer_server(True), cfg.host, cfg.port,
@@ -115,10 +118,11 @@ class Platform:
         return self.urls
 
     async def stop(self) -> None:
-        if self._retry:
-            self._retry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retry
+        for task in (self._retry, self._watch):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

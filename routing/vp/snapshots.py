@@ -96,6 +96,40 @@ class SnapshotStore:
         else:
             log.error("no catalogue and no local copy: every call gets VP008 until a reload")
 
+    async def refresh(self) -> bool:
+        """Fetch the catalogue's snapshot and swap it in if it is a new one (True if swapped).
+
+        Unlike ``reload`` this is quiet when nothing changed, so it can run every few seconds.
+        """
+        snapshot = await self._fetch()
+        loaded = self.loaded
+        if (loaded is not None and loaded.origin == "catalogue"
+                and loaded.snapshot.snapshot_id == snapshot.snapshot_id):
+            return False
+        self.loaded = Loaded(snapshot, time.time(), "catalogue")
+        self.last_error = None
+        if self.state_file:
+            try:
+                await asyncio.to_thread(snapshot.save, self.state_file)
+            except OSError as exc:
+                log.warning("cannot save the snapshot to %s: %s", self.state_file, exc)
+        log.info("snapshot %s published by the catalogue is now in use: %d routes, "
+                 "%d permissions", snapshot.snapshot_id, len(snapshot.routes),
+                 len(snapshot.permissions))
+        return True
+
+    async def watch(self, interval: float) -> None:
+        """Background task: pick up each newly published snapshot within ``interval`` s.
+
+        A failed check keeps the current snapshot (the catalogue may be down for a while)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.debug("catalogue check failed: %s", exc)
+
     async def retry_until_loaded(self, interval: float) -> None:
         """Background task: keep trying the catalogue until one load from it succeeds."""
         while self.loaded is None or self.loaded.origin != "catalogue":

@@ -90,3 +90,28 @@ def test_resetcache_rereads_a_snapshot_file(certs, producers, platform_factory, 
     assert p.ops("/resetcache").json()["snapshot_id"] == "main-1"
     assert call(certs, p, "08").status_code == 200
     assert (p.state_dir / "last-good-snapshot.json").exists()
+
+
+def test_catalogue_poll_picks_up_a_new_publication_without_reset(certs, producers,
+                                                                 platform_factory):
+    """With --catalogue-poll the platform uses a newly published snapshot within the interval
+    (how the pilot connects a region while it runs), keeps the current one while the catalogue
+    is down, and is quiet when nothing changed."""
+    ok = f"{producers.https}/ok/GetListing/2/rivtabp21"
+    producers.catalogue_snapshot = snapshot("poll-A", [route("08", ok)], [permit("08")]).to_json()
+    try:
+        p = platform_factory("cat", producers.catalogue, "--catalogue-poll", "0.2", certs=certs)
+        assert_vp(call(certs, p, "03"), "VP004", "Client")
+        producers.catalogue_snapshot = snapshot(
+            "poll-B", [route("08", ok), route("03", ok)], [permit("08"), permit("03")]).to_json()
+        deadline = time.monotonic() + 10
+        while p.ops("/status").json()["snapshot_id"] != "poll-B":
+            assert time.monotonic() < deadline, "the new snapshot was not picked up"
+            time.sleep(0.1)
+        assert call(certs, p, "03").status_code == 200
+        producers.catalogue_snapshot = None  # catalogue down: the current snapshot stays
+        time.sleep(0.6)
+        assert p.ops("/status").json()["snapshot_id"] == "poll-B"
+        assert call(certs, p, "03").status_code == 200
+    finally:
+        producers.catalogue_snapshot = None
