@@ -34,7 +34,9 @@ GLABSC = "GetLogicalAddresseesByServiceContract"
 # (routing.catalogue.PLATFORM_HSA_ID; repeated here so the e-service does not import the
 # platform's package).
 PLATFORM_LOGICAL_ADDRESS = "SE5565594230-NTJP"
-REACH_CACHE_SECONDS = 60.0
+# Which regions are reachable is asked again after this long, so a region the catalogue
+# connects while the e-service runs is offered within seconds (the answer is cheap).
+REACH_CACHE_SECONDS = 5.0
 SWEDEN = ZoneInfo("Europe/Stockholm")
 SHIPPED_REGIONS_DIR = Path(__file__).resolve().parents[2] / "producers" / "regions"
 
