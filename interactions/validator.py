@@ -52,7 +52,8 @@ RULES: dict[str, str] = {
     "malformed": "not well-formed XML [unusable]",
     "envelope": "not a SOAP 1.1 envelope (SOAP 1.2, extra elements, empty or crowded Body)",
     "unknown-contract": "the body element is no request or response of this release",
-    "logical-address": "a request without a usable LogicalAddress header",
+    "logical-address": "a request without a usable LogicalAddress header, or one the platform "
+                       "does not route on (an earlier wsa:To)",
     "schema": "the header or body breaks the XSDs",
     "personnummer": "a personnummer/samordningsnummer with a bad form, date or check digit",
     "oid": "an identifier with the wrong root OID for what it identifies",
@@ -64,6 +65,8 @@ RULES: dict[str, str] = {
     "date-order": "a listing whose validToDate is before its validFromDate",
     "service-contract": "PingForConfiguration for a namespace that is no contract of the release",
     "date-time": "a pingDateTime that is not a real date and time",
+    "extension": "a 2.1 extension element repeated under one parent (the XSDs' lax wildcard "
+                 "accepts it; the platform's models refuse it)",
 }
 UNUSABLE_RULES = frozenset({"unreadable", "empty", "too-large", "doctype", "malformed"})
 
@@ -81,11 +84,29 @@ _ACTOR_ENUM = frozenset({"CITIZEN", "GUARDIAN", "REGION", "PRIVATE_CAREGIVER",
 _TEXT_REQUIRED = "INFO"  # plus every code starting with ERROR
 
 
+# A personal identity number as it may appear in a value we quote: 10 or 12 digits, optionally
+# with - or + before the last four. Not inside a longer word, so the organisation number of an
+# HSA-id ("SE2321000073-…") and longer digit runs (timestamps) stay readable.
+_PERSONAL_ID_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9A-Za-z])")
+_WITHHELD = "[number withheld]"
+
+
+def redact(message: str) -> str:
+    """The message with every personnummer-shaped number masked: reports end up in CI logs, and
+    a personnummer put in the wrong field (root and extension swapped) is the classic mistake."""
+    return _PERSONAL_ID_IN_TEXT.sub(_WITHHELD, message)
+
+
 @dataclass(frozen=True)
 class Problem:
     rule: str
     line: int | None
     message: str
+
+    def __post_init__(self) -> None:
+        # Central, so no rule (ours or libxml2's schema texts) can repeat a personnummer.
+        object.__setattr__(self, "message", redact(self.message))
 
     def to_dict(self) -> dict[str, object]:
         return {"rule": self.rule, "line": self.line, "message": self.message}
@@ -249,6 +270,15 @@ def _check_logical_address(report: Report, root: etree._Element,
             msg = f"the request has no {la} header"
         report.add("logical-address", header, msg)
         return
+    # The platform routes on the first direct header child named LogicalAddress or To (any
+    # namespace, as BP 2.0 and 2.1 both pass it): one before ours means it routes elsewhere.
+    first = next((h for h in header if isinstance(h.tag, str)
+                  and etree.QName(h).localname in ("LogicalAddress", "To")), None)
+    if first is not None and first is not found[0]:
+        q = etree.QName(first)
+        report.add("logical-address", first,
+                   f"{q.localname} (namespace {q.namespace or 'none'}) comes before the "
+                   f"{la} header; the platform routes on the first of them, so remove it")
     if len(found) > 1:
         report.add("logical-address", found[1], "the request has more than one LogicalAddress")
     value = (found[0].text or "").strip()
@@ -323,10 +353,26 @@ def _rules(report: Report, payload: etree._Element, contract: Contract,
                 _check_hsa(report, el, f"{_local(el.getparent())}/id")
             elif qn.localname == "validToDate":
                 _check_date_order(report, el)
+    _check_extensions(report, payload)
     if is_response:
         _check_result(report, top)
     if contract.name == "PingForConfiguration":
         _check_ping(report, top, is_response)
+
+
+def _check_extensions(report: Report, payload: etree._Element) -> None:
+    """Each 2.1 extension element at most once per parent: the 2.0 XSDs take them through a lax
+    ##other wildcard (any number), the models have one typed field each and refuse a repeat."""
+    for parent in payload.iter():
+        seen: set[str] = set()
+        for child in parent:
+            if not isinstance(child.tag, str) or etree.QName(child).namespace != DOMAIN_EXT_NS:
+                continue
+            if child.tag in seen:
+                report.add("extension", child,
+                           f"ext:{_local(child)} occurs more than once in {_local(parent)}; "
+                           f"a 2.1 extension element may occur once")
+            seen.add(child.tag)
 
 
 def _check_person(report: Report, el: etree._Element, what: str) -> None:

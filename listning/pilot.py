@@ -176,7 +176,10 @@ def plan_services(plan: PilotPlan, ports: dict[str, int], ids: dict[str, pki.Ide
                                  "--instance-name", "pilot-vp",
                                  # publish → in use within 2 s: a region connected while the
                                  # pilot runs is reachable at once, without a restart
-                                 "--catalogue-poll", "2"),
+                                 "--catalogue-poll", "2",
+                                 # every leg's metadata in a signed hash chain:
+                                 # `listning platform verify-log` checks it
+                                 "--message-log", str(logs / "platform-messages.jsonl")),
                 ports["platform"], logs / "platform.log"),
         Service("population", _cli("population", "serve", "--db", dbs["population"],
                                    "--host", HOST, "--port", str(ports["population"])),

@@ -37,8 +37,9 @@ VP integration: ``MessageLog.open(path, key_pem_path)`` once at start (the platf
 ``log.close()`` at shutdown (the closing signature). Unknown keys (an error's ``message``, the
 request path) are dropped: only the fields above are ever written. ``append`` is synchronous
 and short (no await, one ``write``): safe from the event loop and from threads. It raises
-``OSError`` when the record cannot be written (disk full): the VP decides whether a call may
-pass unlogged (X-Road refuses it).
+``OSError`` when the record cannot be written (disk full): the VP then refuses the call with
+VP012, a Server fault (it fails closed, as X-Road does; see docs/reliability.md). After a short
+write (part of a record in the file) every later append fails until the log is reopened.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -141,6 +144,7 @@ class MessageLog:
         self._fsync, self._clock = fsync, clock
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._torn = False  # a short write left part of a record: no more appends
         self._seq, self._head = 0, GENESIS
         self._unsigned = 0  # records since the last signature
         self._last_sig = clock()
@@ -221,16 +225,20 @@ class MessageLog:
         (busy logs are signed on append). Ends when the log is closed."""
         while self._fd is not None:
             await asyncio.sleep(self._sign_interval)
-            self.sign_if_due()
+            # disk full: the next leg's append fails its call; try again next interval
+            with contextlib.suppress(OSError):
+                self.sign_if_due()
 
     def close(self) -> None:
         """Write the closing signature and close the file (idempotent)."""
         with self._lock:
             if self._fd is None:
                 return
-            self._sign(final=True)
-            os.close(self._fd)
-            self._fd = None
+            try:
+                self._sign(final=True)  # OSError (disk full): the file is closed anyway
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> MessageLog:
         return self
@@ -260,8 +268,18 @@ class MessageLog:
         # The line is the canonical text itself with the hash appended: one encoding, not two.
         text = _canonical_text(rec).encode()
         rec["hash"] = hashlib.sha256(text).hexdigest()
+        if self._torn:
+            raise OSError(errno.EIO, "the message log has a torn record (a short write); "
+                                     "restart to end it and continue the chain")
         # One write per record: the line lands whole or (after a crash mid-write) torn.
-        os.write(self._fd, text[:-1] + b',"hash":"' + rec["hash"].encode() + b'"}\n')
+        line = text[:-1] + b',"hash":"' + rec["hash"].encode() + b'"}\n'
+        written = os.write(self._fd, line)  # OSError (disk full): nothing written, chain intact
+        if written != len(line):
+            # Part of a line is in the file: anything appended now would join it. Stop here;
+            # the next open ends the torn line and chains on (``_recover``).
+            self._torn = True
+            raise OSError(errno.ENOSPC, f"short write to the message log ({written} of "
+                                        f"{len(line)} bytes)")
         if self._fsync:
             os.fsync(self._fd)
         self._seq, self._head = rec["seq"], rec["hash"]

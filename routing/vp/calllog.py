@@ -8,34 +8,73 @@ Lines are buffered and written together at most ``FLUSH_AFTER`` seconds later (o
 not one write per line: four to five lines per call written one by one cost more CPU than the
 rest of the platform's own work (measured, docs/performance.md). A crash can lose the last
 fraction of a second of call log; ``close()`` at shutdown writes what is left.
+
+With a ``message_log`` (``routing.msglog.MessageLog``, ``--message-log``) every leg is also
+appended there, written at once (it is the evidence, not a diagnostic). If that write fails
+(disk full) the leg raises ``VpError`` VP012: the platform fails closed, no call passes
+unrecorded (see docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from json.encoder import encode_basestring as _quote  # json's own escaper (in C)
-from typing import TextIO
+from typing import Protocol, TextIO
+
+from routing.vp.faults import VpError
 
 FLUSH_AFTER = 0.05  # seconds
 _MAX_BUFFER = 64 * 1024
+log = logging.getLogger("routing.vp")
+
+
+class LegSink(Protocol):
+    """What the call log needs of a message log (``routing.msglog.MessageLog``)."""
+
+    def leg(self, event: str, correlation_id: str, **fields: object) -> None: ...
+    def close(self) -> None: ...
 
 
 class CallLog:
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None,
+                 message_log: LegSink | None = None) -> None:
         self.stream = stream
+        self.message_log = message_log
         self._lines: list[str] = []
         self._size = 0
         self._flush_scheduled = False
+        self._message_log_failing = False
 
     @property
     def enabled(self) -> bool:
         return self.stream is not None
 
     def leg(self, event: str, correlation_id: str, **fields: object) -> None:
-        if self.stream is None:
-            return
+        """One leg: buffered for the stream; appended to the message log at once (``VpError``
+        VP012 when that fails, after the stream's line is buffered)."""
+        if self.stream is not None:
+            self._buffer(event, correlation_id, fields)
+        if self.message_log is not None:
+            self._record(event, correlation_id, fields)
+
+    def _record(self, event: str, correlation_id: str, fields: dict[str, object]) -> None:
+        assert self.message_log is not None
+        try:
+            self.message_log.leg(event, correlation_id, **fields)
+        except (OSError, ValueError) as exc:  # ValueError: closed under us (shutdown)
+            if not self._message_log_failing:  # once per outage, not once per call
+                log.error("message log not writable, refusing calls until it is: %s", exc)
+                self._message_log_failing = True
+            raise VpError("VP012", "the platform cannot record the call in its message "
+                                   "log; the call is refused") from None
+        if self._message_log_failing:
+            log.warning("message log writable again")
+            self._message_log_failing = False
+
+    def _buffer(self, event: str, correlation_id: str, fields: dict[str, object]) -> None:
         # formatted by hand: json.dumps of a dict costs several times more, five times a call
         parts = [f'{{"ts":{time.time():.3f},"event":"{event}","correlation_id":',
                  _quote(correlation_id)]
@@ -73,7 +112,13 @@ class CallLog:
             pass  # a closed or broken log stream must not fail calls
 
     def close(self) -> None:
+        """Write what is buffered; close the message log (its closing signature)."""
         self.flush()
+        if self.message_log is not None:
+            try:
+                self.message_log.close()
+            except OSError as exc:
+                log.error("message log: no closing signature written: %s", exc)
 
 
 def to_stderr() -> CallLog:

@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from routing.msglog import register_msglog
 from routing.vp.calllog import CallLog
 from routing.vp.config import PlatformConfig
 from routing.vp.identity import DEFAULT_CERT_HEADER
@@ -52,7 +53,12 @@ def register_platform(subparsers: argparse._SubParsersAction) -> None:
                    help="check the catalogue for a newly published snapshot every SECONDS "
                         "(default 0: only when /resetcache is called)")
     p.add_argument("--quiet-calls", action="store_true", help="no per-call JSON log lines")
+    p.add_argument("--message-log", type=Path, metavar="FILE",
+                   help="also append every leg to this tamper-evident log, hash-chained and "
+                        "signed with --key (check it with `listning platform verify-log`); "
+                        "a call the log cannot record is refused (VP012)")
     p.set_defaults(handler=run_serve)
+    register_msglog(sub)
 
 
 def config_from_args(args: argparse.Namespace) -> PlatformConfig:
@@ -65,6 +71,7 @@ def config_from_args(args: argparse.Namespace) -> PlatformConfig:
         original_consumer_allowed=tuple(args.original_consumer_allowed),
         max_body=args.max_body, default_timeout=args.default_timeout,
         catalogue_retry=args.catalogue_retry, catalogue_poll=args.catalogue_poll,
+        message_log=args.message_log,
     )
 
 
@@ -73,12 +80,16 @@ def run_serve(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         if config.port is not None and not (config.cert and config.key and config.ca):
             raise ValueError("the HTTPS listener needs --cert, --key and --ca (or --port -1)")
+        if config.message_log is not None and config.key is None:
+            raise ValueError("--message-log is signed with the platform's key: give --key")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         serve(config, call_log=CallLog(None if args.quiet_calls else sys.stderr))
-    except OSError as exc:  # a port in use, an unreadable certificate: say which, no traceback
+    except (OSError, ValueError) as exc:
+        # a port in use, an unreadable certificate or message log, a key the log cannot sign
+        # with: say which, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -31,3 +31,7 @@ class PlatformConfig:
     catalogue_retry: float = 5.0  # seconds between attempts while not loaded from the catalogue
     # seconds between checks for a newly published snapshot (0 = only on /resetcache)
     catalogue_poll: float = 0.0
+    # tamper-evident message log (routing.msglog), signed with ``key``; None = none
+    message_log: Path | None = None
+    message_log_sign_every: int = 1000  # records between signatures (busy platform)
+    message_log_sign_interval: float = 60.0  # seconds between signatures (quiet platform)

@@ -10,6 +10,10 @@ no network, libxml2's size/depth limits on):
   does whole-document parses; the streaming reader needs its own ``XMLPullParser``, built
   here with xmlload's settings.
 
+Both refuse the same bytes: the streaming path checks the size cap and refuses the text
+``<!DOCTYPE`` / ``<!ENTITY`` anywhere (even in a comment or CDATA), as ``parse_bytes`` does, so
+the verdict on an envelope never depends on its size.
+
 The switch size is ``PULL_THRESHOLD`` (measured: see docs/performance.md, Platform section).
 Also here: the RIVTABP20 ↔ RIVTABP21 header conversion (``wsa:To`` ↔ ``LogicalAddress``).
 """
@@ -46,6 +50,14 @@ def read_envelope(data: bytes, max_bytes: int) -> EnvelopeInfo:
     """The routing inputs of a SOAP 1.1 request, or VpError VP015 when it cannot be read."""
     if len(data) < PULL_THRESHOLD:
         return _read_full(data, max_bytes)
+    # The streaming path applies the full parse's byte-level refusals itself, so the verdict
+    # never depends on the size: the cap, and the DOCTYPE/ENTITY bytes anywhere (even inside
+    # a comment or CDATA, as ``xmlload.parse_bytes`` refuses them; one memchr-speed scan).
+    if len(data) > max_bytes:
+        raise VpError("VP015", f"the request is not readable XML (too-large: {len(data)} bytes, "
+                               f"the limit is {max_bytes})")
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise VpError("VP015", "the request is not readable XML (doctype)")
     return _read_streaming(data)
 
 
@@ -146,18 +158,25 @@ def _read_streaming(data: bytes) -> EnvelopeInfo:
 def convert_address_header(data: bytes, to_version: str, max_bytes: int) -> bytes:
     """Rewrite the address header for the route's profile: BP21 ``LogicalAddress`` ↔ BP20 ``To``.
 
-    A whole-document parse: conversion is rare and must keep everything else as it was.
+    A whole-document parse: conversion is rare and must keep everything else as it was. It
+    rewrites the element the readers route on: the first address header in document order,
+    in whichever soap:Header it is (an envelope may have an empty soap:Header before it).
     """
-    root = parse_bytes(data, max_bytes=max_bytes)  # already read once, so this cannot fail
-    header = root.find(HEADER)
+    try:
+        root = parse_bytes(data, max_bytes=max_bytes)
+    except XmlInputError as exc:
+        # A ≥ PULL_THRESHOLD request was only read up to its body element: the rest may be
+        # broken. A Client fault, as for a small request, not an exception out of the pipeline.
+        raise VpError("VP015", f"the request is not readable XML ({exc.kind})") from None
     target = (f"{{{REGISTRY_NS}}}LogicalAddress" if to_version == BP21 else f"{{{WSA_NS}}}To")
-    for child in header if header is not None else ():
-        if isinstance(child.tag, str) and _local(child.tag) in ADDRESS_NAMES:
-            replacement = etree.Element(target)
-            replacement.text = child.text
-            replacement.tail = child.tail
-            header.replace(child, replacement)
-            break
+    for header in root.iterchildren(HEADER):
+        for child in header:
+            if isinstance(child.tag, str) and _local(child.tag) in ADDRESS_NAMES:
+                replacement = etree.Element(target)
+                replacement.text = child.text
+                replacement.tail = child.tail
+                header.replace(child, replacement)
+                return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 

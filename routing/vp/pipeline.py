@@ -10,6 +10,7 @@ fault. Read ``PIPELINE`` top to bottom:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -211,38 +212,51 @@ async def handle(ctx: Context, request: web.BaseRequest, over_tls: bool) -> web.
     incoming_id = request.headers.get(CORRELATION_ID, "")
     call = Call(request, over_tls, incoming_id if 0 < len(incoming_id) <= 128
                 else new_correlation_id())
-    ctx.log.leg("req-in", call.correlation_id, path=request.path, tls=over_tls)
     code = None
     try:
+        # inside the try: a message log that cannot record req-in refuses the call (VP012)
+        ctx.log.leg("req-in", call.correlation_id, path=request.path, tls=over_tls)
         for processor in PIPELINE:
             await processor(ctx, call)
         response = _producer_response(call)
         outcome = "ok" if call.answer.status < 400 else "producer-fault"
     except Exception as exc:
-        if not isinstance(exc, VpError):
-            # A bug in the platform itself: log it with the correlation id and answer with a
-            # Server fault the consumer can quote, instead of aiohttp's HTML error page.
-            log.exception("unexpected error in the request path (correlation id %s)",
-                          call.correlation_id)
-            exc = VpError("VP012", "internal platform error; quote correlation id "
-                                   f"{call.correlation_id}")
-        error = exc
-        code = outcome = error.code
-        response = web.Response(status=error.http_status, body=fault_body(error, ctx.instance),
-                                content_type="text/xml", charset="utf-8")
-        response.headers[CORRELATION_ID] = call.correlation_id
-        if error.http_status == 413:
-            response.force_close()  # the unread body stays unread
-        ctx.log.leg("error", call.correlation_id, sender=call.sender, vp_code=code,
-                    message=error.message)
+        response, code = _fault(ctx, call, exc)
+        outcome = code
     elapsed = time.perf_counter() - call.started
     contract = contract_label(call.info.contract_namespace if call.info else None)
     ctx.metrics.record(contract, outcome, elapsed,
                        call.answer.round_trip_ms / 1000 if call.answer else None)
-    ctx.log.leg("resp-out", call.correlation_id, sender=call.sender,
-                receiver=call.info.logical_address if call.info else None, contract=contract,
-                status=response.status, vp_code=code, duration_ms=round(elapsed * 1000, 2))
+    try:
+        ctx.log.leg("resp-out", call.correlation_id, sender=call.sender,
+                    receiver=call.info.logical_address if call.info else None,
+                    contract=contract, status=response.status, vp_code=code,
+                    duration_ms=round(elapsed * 1000, 2))
+    except VpError as exc:  # the message log failed: no answer leaves unrecorded
+        if code is None:
+            response, _ = _fault(ctx, call, exc)
     return response
+
+
+def _fault(ctx: Context, call: Call, exc: Exception) -> tuple[web.Response, str]:
+    """The platform fault for ``exc`` (an unexpected one becomes VP012), with its error leg."""
+    if not isinstance(exc, VpError):
+        # A bug in the platform itself: log it with the correlation id and answer with a
+        # Server fault the consumer can quote, instead of aiohttp's HTML error page.
+        log.exception("unexpected error in the request path (correlation id %s)",
+                      call.correlation_id)
+        exc = VpError("VP012", "internal platform error; quote correlation id "
+                               f"{call.correlation_id}")
+    response = web.Response(status=exc.http_status, body=fault_body(exc, ctx.instance),
+                            content_type="text/xml", charset="utf-8")
+    response.headers[CORRELATION_ID] = call.correlation_id
+    if exc.http_status == 413:
+        response.force_close()  # the unread body stays unread
+    # already answering with a fault: a message log that fails here changes nothing
+    with contextlib.suppress(VpError):
+        ctx.log.leg("error", call.correlation_id, sender=call.sender, vp_code=exc.code,
+                    message=exc.message)
+    return response, exc.code
 
 
 def new_correlation_id() -> str:

@@ -8,6 +8,10 @@ Python API (in-process, e.g. for the pilot)::
     await platform.stop()
 
 ``serve(config)`` runs one until SIGINT/SIGTERM (what ``listning platform serve`` does).
+
+With ``config.message_log`` the platform also keeps the tamper-evident message log
+(``routing.msglog``): opened at ``start()`` with the platform's key, signed periodically by a
+task on the event loop, closed with a closing signature at ``stop()``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from routing.msglog import MessageLog
 from routing.vp.calllog import CallLog
 from routing.vp.config import PlatformConfig
 from routing.vp.metrics import Metrics
@@ -59,6 +64,8 @@ class Platform:
         """``call_log``: where the per-leg JSON lines go (default: none)."""
         if config.port is not None and not (config.cert and config.key and config.ca):
             raise ValueError("the HTTPS listener needs --cert, --key and --ca")
+        if config.message_log is not None and config.key is None:
+            raise ValueError("the message log is signed with the platform's key: give --key")
         self.config = config
         tls = client_tls(config)
         self.store = SnapshotStore(config.catalogue, config.state_dir, tls)
@@ -69,6 +76,7 @@ class Platform:
         self._runners: list[web.BaseRunner] = []
         self._retry: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
+        self._signer: asyncio.Task | None = None
 
     def _consumer_server(self, over_tls: bool) -> web.ServerRunner:
         """A bare aiohttp server (no router, no middleware): every POST goes down the pipeline."""
@@ -95,6 +103,14 @@ class Platform:
     async def start(self) -> dict[str, str]:
         if self.config.state_dir:
             self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        cfg = self.config
+        if cfg.message_log is not None and cfg.key is not None:
+            # before any listener: no call may pass before the log can record it
+            message_log = MessageLog.open(cfg.message_log, cfg.key,
+                                          sign_every=cfg.message_log_sign_every,
+                                          sign_interval=cfg.message_log_sign_interval)
+            self.ctx.log.message_log = message_log
+            self._signer = asyncio.create_task(message_log.sign_periodically())
         await self.ctx.upstream.start()
         store = self.store
         self.ctx.metrics.snapshot_age.set_function(
@@ -105,7 +121,6 @@ class Platform:
                 self.store.retry_until_loaded(self.config.catalogue_retry))
         if self.config.catalogue_poll > 0:
             self._watch = asyncio.create_task(self.store.watch(self.config.catalogue_poll))
-        cfg = self.config
         if cfg.port is not None:
             await self._listen("https", self._consumer_server(True), cfg.host, cfg.port,
                                server_tls(cfg))
@@ -118,7 +133,7 @@ class Platform:
         return self.urls
 
     async def stop(self) -> None:
-        for task in (self._retry, self._watch):
+        for task in (self._retry, self._watch, self._signer):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -127,7 +142,7 @@ class Platform:
             await runner.cleanup()
         self._runners.clear()
         await self.ctx.upstream.close()
-        self.ctx.log.close()
+        self.ctx.log.close()  # after the listeners: the last legs, then the closing signature
 
 
 def _url_host(host: str) -> str:

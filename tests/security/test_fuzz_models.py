@@ -183,20 +183,12 @@ def test_a_misplaced_personnummer_is_caught(rule: str) -> None:
     assert rule in leak_case(rule).rules
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="interactions/validator.py quotes the offending value in "
-                   "these rules' messages, so a personnummer in the wrong field is repeated "
-                   "(its docstring: 'Problem messages never repeat a personal identity number')")
 @pytest.mark.parametrize("rule", sorted(LEAKS))
 def test_validator_never_repeats_a_misplaced_personnummer(rule: str) -> None:
     report = leak_case(rule)
     assert not [p.message for p in report.problems if PERSONNUMMER in p.message]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="interactions/validator.py: a repeated 2.1 extension element passes "
-                   "the XSDs (lax ##other wildcard) and `listning validate` calls the message "
-                   "valid, but interactions.models refuses it (MessageError, a Client fault)")
 def test_validator_flags_what_the_models_refuse() -> None:
     path = CORPUS / "repeated-2.1-extension-element.xml"
     with pytest.raises(MessageError, match="occurs more than once"):

@@ -267,10 +267,6 @@ def test_structure_check_on_an_oversized_tree_stays_bounded() -> None:
 
 # --- findings: failing until fixed where the code lives ----------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="routing/vp/envelope.py: the readers take the address "
-                   "from the first soap:Header that has one, convert_address_header converts only "
-                   "in the first soap:Header: the producer gets the caller's header form")
 def test_profile_conversion_when_the_address_is_in_a_second_header() -> None:
     data = (f'<s:Envelope xmlns:s="{SOAP11}"><s:Header/><s:Header><wsa:To '
             f'xmlns:wsa="http://www.w3.org/2005/08/addressing">08</wsa:To></s:Header>'
@@ -280,11 +276,6 @@ def test_profile_conversion_when_the_address_is_in_a_second_header() -> None:
     assert run_vp(converted) in {("VP015",), (GLT, "08", "RIVTABP21")}
 
 
-@pytest.mark.xfail(strict=True, raises=XmlInputError, reason="routing/vp/envelope.py: "
-                   "convert_address_header re-parses with parse_bytes ('already read once, so "
-                   "this cannot fail'), but a ≥ 16 KiB request was only read up to its body "
-                   "element: XmlInputError escapes the pipeline (aiohttp's plain 500, no SOAP "
-                   "fault, no resp-out leg) instead of VP015")
 def test_profile_conversion_of_a_large_request_broken_after_the_body_start() -> None:
     pad = "x" * PULL_THRESHOLD
     data = (f'<s:Envelope xmlns:s="{SOAP11}"><s:Header><wsa:To '
@@ -296,28 +287,17 @@ def test_profile_conversion_of_a_large_request_broken_after_the_body_start() -> 
     assert err.value.code == "VP015"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="routing/vp/envelope.py: read_envelope ignores max_bytes "
-                   "for inputs ≥ PULL_THRESHOLD (the streaming path takes no cap)")
 def test_vp_read_envelope_honours_its_size_cap() -> None:
     data = padded((CORPUS / "utf8-bom.xml").read_bytes(), 40_000)
     assert run_vp(data, max_bytes=20_000) == ("VP015",)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="interactions/xmlload.py refuses the bytes '<!DOCTYPE' / "
-                   "'<!ENTITY' anywhere, even inside a comment or CDATA; the streaming reader "
-                   "(≥ 16 KiB) accepts the same well-formed envelope: the verdict depends on size")
 @pytest.mark.parametrize("name", ["doctype-text-in-comment.xml", "entity-text-in-cdata.xml"])
 def test_same_verdict_for_a_small_and_a_large_envelope(name: str) -> None:
     data = (CORPUS / name).read_bytes()
     assert run_vp(data) == run_vp(padded(data))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="interactions/validator.py calls a request with wsa:To "
-                   "before LogicalAddress valid (address 08), but the platform routes on the "
-                   "first of them (wsa:To 01, BP 2.0): the validator should flag it")
 def test_validator_flags_a_header_the_platform_routes_differently() -> None:
     data = (CORPUS / "wsa-to-before-logical-address.xml").read_bytes()
     assert run_vp(data)[1] == "01"
