@@ -194,7 +194,7 @@ class BackendConfig:
 
 class Backend:
     def __init__(self, config: BackendConfig,
-                 clock: Callable[[], date] = date.today) -> None:
+                 clock: Callable[[], date] = lambda: swedish_now().date()) -> None:
         self.config = config
         self.clock = clock
         self._local = threading.local()

@@ -77,16 +77,29 @@ class Pilot:
         raise LookupError(f"no pilot child listens on port {port}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """SIGTERM to the pilot (it stops its children in order); any child still alive after
+        that (each runs in its own session, so a slow stop would orphan it) gets SIGKILL."""
+        if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(40)
-        except subprocess.TimeoutExpired:
+        children = self.children()
+        if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        for pid, cmd in children.items():
+            try:  # only if the pid still is that child (never a reused pid)
+                still = (Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                         .decode() == cmd)
+            except OSError:
+                continue
+            if still:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def start_pilot(directory: Path, *, population: int = 40, timeout: float = 150.0) -> Pilot:

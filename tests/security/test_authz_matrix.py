@@ -11,14 +11,18 @@ lookup comes first, even for an unpermitted or unknown caller), VP007 otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -30,6 +34,7 @@ from hostile_support import PLATFORM_ADDRESS, Pilot, session, soap, start_pilot,
 from consumers import values as v
 from consumers.client import ListingClient
 from interactions.contracts import all_contracts
+from listning.supervisor import free_port, wait_for_port
 from producers.population.register import PopulationRegister
 from producers.population.test_persons import CHILD, GUARDIAN, KALMAR_RESIDENT, TOLVAN
 from routing import pki
@@ -46,6 +51,18 @@ STRANGER_ID = "SE5565594230-STRG"
 TEMP_ID = "SE5565594230-TEMP"
 UNIT = {"01": "SE2321000016-01VC", "08": "SE2321000073-01HC"}
 TEST_EID = "/logga-in/test-e-legitimation"
+SWEDEN = ZoneInfo("Europe/Stockholm")
+
+
+def swedish_today() -> date:
+    return dt.datetime.now(SWEDEN).date()
+
+
+def years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
 
 
 @pytest.fixture(scope="module")
@@ -410,13 +427,13 @@ def test_eservice_changes_need_this_sessions_csrf_token(pilot: Pilot) -> None:
 def children(pilot: Pilot) -> dict[str, str]:
     """Two more children of Sara: one turns 13 today, one turns 13 tomorrow."""
     register = PopulationRegister(f"sqlite:///{pilot.directory / 'population.db'}")
-    today = date.today()
+    today = swedish_today()  # ages count in Swedish days, whatever the server's time zone
     try:
         thirteen = register.record_birth([GUARDIAN.person_id], first_name="Tretton",
-                                         born=today.replace(year=today.year - 13), seed=11)
-        tomorrow = today + timedelta(days=1)
+                                         born=years_before(today, 13), seed=11)
         almost = register.record_birth([GUARDIAN.person_id], first_name="Nastan",
-                                       born=tomorrow.replace(year=tomorrow.year - 13), seed=12)
+                                       born=years_before(today + timedelta(days=1), 13),
+                                       seed=12)
     finally:
         register.close()
     return {"thirteen": thirteen.person_id, "almost": almost.person_id}
@@ -462,3 +479,62 @@ def test_a_guardian_sees_a_childs_listing_only_while_the_child_is_under_13(
     # a person who is not Sara's child at all
     assert _act_for(sara, url, TOLVAN.person_id).status_code == 403
     assert _names(TOLVAN) not in sara.get(url + "/min-listning", timeout=TIMEOUT).text
+
+
+@pytest.fixture(scope="module")
+def skewed_eservice(pilot: Pilot, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[tuple[str, int]]:
+    """A second e-service, the pilot's own command line, on a server whose local date is not
+    today's Swedish date: TZ twelve hours behind or fourteen ahead, whichever differs now.
+    Yields its URL and the day offset of its local date from the Swedish one."""
+    pid = pilot.child_pid(pilot.port(pilot.info["eservice_url"]))
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("skewed-eservice")
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--data-dir") + 1] = str(data_dir)
+    sweden = swedish_today()
+    utc = dt.datetime.now(dt.UTC)
+    tz, offset = next((name, (utc + shift).date().toordinal() - sweden.toordinal())
+                      for name, shift in [("Etc/GMT+12", timedelta(hours=-12)),
+                                          ("Etc/GMT-14", timedelta(hours=14))]
+                      if (utc + shift).date() != sweden)
+    with (data_dir / "eservice.log").open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, "TZ": tz})
+    try:
+        wait_for_port("127.0.0.1", port, 90, proc)
+        yield f"http://127.0.0.1:{port}", offset
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_the_guardians_age_limit_counts_swedish_days_whatever_the_servers_zone(
+        pilot: Pilot, skewed_eservice: tuple[str, int]) -> None:
+    """Regression: the e-service took ages from the server's local date (``date.today``), so
+    on a UTC server between midnight in Sweden and 01:00 UTC a guardian could still open the
+    page of a child who had turned 13 (and a day early was refused)."""
+    url, offset = skewed_eservice
+    today = swedish_today()
+    register = PopulationRegister(f"sqlite:///{pilot.directory / 'population.db'}")
+    try:
+        # 13 today in Sweden (12 on a server behind) / 13 tomorrow (13 on a server ahead)
+        born = years_before(today if offset < 0 else today + timedelta(days=1), 13)
+        child = register.record_birth([GUARDIAN.person_id], first_name="Gransfall",
+                                      born=born, seed=21).person_id
+    finally:
+        register.close()
+    sara = _login(url, GUARDIAN.person_id)
+    r = _act_for(sara, url, child)
+    if offset < 0:  # 13 today in Sweden: no longer the guardian's to see
+        assert r.status_code == 403, "a guardian opened a 13-year-old's page"
+        assert "har fyllt 13" in r.text
+    else:  # still 12 in Sweden
+        assert r.status_code == 303, r.text[:300]
