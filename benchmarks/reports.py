@@ -1,6 +1,6 @@
 """Reports benchmark: a Stockholm-sized region in PostgreSQL and the ``listed`` report (CSV).
 
-    .venv/bin/python benchmarks/reports.py [--residents 2500000] [--runs 3] [--keep]
+    .venv/bin/python benchmarks/reports.py [--residents 2500000] [--runs 3] [--keep] [--reuse]
 
 Loads a fresh database (``listning_bench_reports``; dropped afterwards unless ``--keep``) with
 the region's schema (the real migrations) and, with COPY:
@@ -9,7 +9,8 @@ the region's schema (the real migrations) and, with COPY:
   (22 units of producers/regions/01.toml, each repeated with a new HSA-id); 10 % of the listed
   have an earlier, ended listing too (history the report must skip), 30 % of listings at a
   unit with staff have a fixed doctor contact; 1.5 % are listed in another region (home records
-  only); residents of other counties listed here: 1 % of the residents;
+  only, and their history); residents of other counties listed here: 1 % of the residents;
+  0.5 % of listings changed paying region once (a move);
 - then ``ANALYZE``.
 
 Each run is the real command in a fresh process, ``python -m producers.reports.cli report
@@ -115,6 +116,7 @@ def load(url: str, config_path: Path, residents: int, seed: int,
     listings_path = work / "listings.tsv"  # streamed to disk, then COPY: steady memory
     listings_file = listings_path.open("w", encoding="utf-8")
     homes: list[tuple[str, ...]] = []
+    payers: list[tuple[str, ...]] = []  # listings whose paying region changed (a move)
 
     class _Rows:
         @staticmethod
@@ -154,6 +156,9 @@ def load(url: str, config_path: Path, residents: int, seed: int,
             lid += 1
             listings.append((str(lid), pid, unit, *PV, doctor, home, start.strftime(ts), "\\N",
                              start.strftime(ts), "choice", "\\N"))
+            if rng.random() < 0.005:
+                moved = start + (now - start) * rng.random()
+                payers.append((str(lid), pid, rng.choice(OTHER), home, moved.strftime(ts)))
             counts["visitors"] += visitor
             counts["listings"] += 1
 
@@ -173,6 +178,13 @@ def load(url: str, config_path: Path, residents: int, seed: int,
         listings_path.unlink()
         counts["home_records"] = _copy(raw, "home_records", "person_id, listing_county, since, "
                                        "effective_at, event_at, type_code, type_system", homes)
+        counts["payer_changes"] = _copy(raw, "payer_changes", "listing_id, person_id, "
+                                        "from_county, to_county, changed_at", payers)
+        # their history, as the region writes it (one open period per record)
+        _copy(raw, "home_history", "person_id, listing_county, valid_from, effective_at, "
+              "recorded_at, event_at, type_code, type_system",
+              ((pid, county, eff, eff, since, event, tcode, tsys)
+               for pid, county, since, eff, event, tcode, tsys in homes))
         with raw.cursor() as cur:
             cur.execute("SELECT setval('listings_id_seq', (SELECT max(id) FROM listings))")
             cur.execute("ALTER TABLE listings ADD CONSTRAINT listings_person_id_fkey "
@@ -184,6 +196,25 @@ def load(url: str, config_path: Path, residents: int, seed: int,
     finally:
         raw.close()
         engine.dispose()
+    return counts
+
+
+def existing(url: str) -> dict[str, int]:
+    """What a kept database holds (``--reuse``)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        def count(sql: str) -> int:
+            return int(conn.execute(text(sql)).scalar_one())
+
+        counts = {"persons": count("SELECT count(*) FROM persons"),
+                  "listings": count("SELECT count(*) FROM listings WHERE valid_to IS NULL"),
+                  "ended_listings": count("SELECT count(*) FROM listings "
+                                          "WHERE valid_to IS NOT NULL"),
+                  "home_records": count("SELECT count(*) FROM home_records"),
+                  "visitors": count("SELECT count(*) FROM listings WHERE home_county <> '01' "
+                                    "AND valid_to IS NULL"),
+                  "payer_changes": count("SELECT count(*) FROM payer_changes")}
+    engine.dispose()
     return counts
 
 
@@ -242,13 +273,17 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    ap.add_argument("--reuse", action="store_true",
+                    help="use the database a --keep run left (same --residents and --seed): "
+                         "no load, only the reports")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/reports.json")
     args = ap.parse_args()
 
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+    if not args.reuse:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
     result: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
                     "machine": machine(), "residents": args.residents}
@@ -258,8 +293,9 @@ def main() -> int:
             work = Path(tmp)
             config = synthetic_config(work, url)
             t0 = time.perf_counter()
-            counts = load(url, config, args.residents, args.seed, work)
-            result["load_seconds"] = round(time.perf_counter() - t0, 1)
+            counts = (existing(url) if args.reuse
+                      else load(url, config, args.residents, args.seed, work))
+            result["load_seconds"] = None if args.reuse else round(time.perf_counter() - t0, 1)
             result["data"] = counts
             print(f"loaded {counts} in {result['load_seconds']} s", flush=True)
             at = date(2026, 11, 25).isoformat()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
+from zoneinfo import ZoneInfo
 
 from interactions import refdata
 
@@ -84,7 +85,8 @@ def check_personal_id(extension: str | None, root: str | None = None) -> str | N
     except ValueError:
         hint = " (samordningsnummer: day + 60)" if samordning else ""
         return f"the {kind} does not hold a real date{hint}"
-    if born > date.today():
+    # Swedish dates: between 00:00 and 01:00 in Sweden a UTC server is still on yesterday
+    if born > datetime.now(ZoneInfo("Europe/Stockholm")).date():
         return f"the {kind}'s birth date is in the future"
     expected = luhn_check_digit(extension[2:11])
     if int(extension[11]) != expected:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from interactions import identifiers as ids
 from producers import listings, outbox
+from producers.storage import history
 from producers.storage.models import HomeRecord, Listing, Person, QueueEntry, UnitClosure
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def close_unit(region: Region, unit_hsa_id: str, now: datetime | None = None) ->
             else:
                 record = s.get(HomeRecord, row.person_id)
                 if record is not None and record.listing_county == region.county:
+                    history.home_record_ends(s, row.person_id, now, "unit_closed")
                     s.delete(record)
                 s.flush()
                 passive_listing_if_due(region, s, row.person_id, now, ignore_grace=True)
@@ -163,10 +165,11 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
             if where not in (me, new):
                 tell(where)
         if own is not None:
-            own.home_county = new
+            history.change_payer(s, own, new, now)
         for q in listings.queue_entries_of(s, pid):
             q.home_county = new
         if record is not None:
+            history.home_record_ends(s, pid, now, "moved_away")
             s.delete(record)
         person.home_county = new
         person.municipality = change.municipality
@@ -174,6 +177,13 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
     elif new == me:
         person.home_county = me
         person.municipality = change.municipality
+        # Moving (back) to where the listing is: our own listing and queue places are ours
+        # to pay for now (no hand-over reaches the listing-region branch for them).
+        own = listings.current_listing(s, pid)
+        if own is not None:
+            history.change_payer(s, own, me, now)  # records from when we pay (reports)
+        for q in listings.queue_entries_of(s, pid):
+            q.home_county = me
         # Wait for the old home region's hand-over before listing passively.
         person.passive_listing_after = now + timedelta(
             days=region.config.rules.passive_listing_grace_days)
@@ -194,6 +204,7 @@ def _leave(region: Region, s: Session, person: Person, kind: str, change: Any,
     s.execute(delete(QueueEntry).where(QueueEntry.person_id == person.person_id))
     record = s.get(HomeRecord, person.person_id)
     if record is not None:
+        history.home_record_ends(s, person.person_id, min(when, now), kind)
         s.delete(record)  # every region reads the feed: the listing region ends its own
     if own is not None:
         listings.end_listing(own, min(when, now), kind)

@@ -10,9 +10,9 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from producers.storage.models import (
     HomeRecord,
     Listing,
     ListingChange,
+    OutboxMessage,
     Person,
     QueueEntry,
     UnitClosure,
@@ -31,6 +32,8 @@ from producers.storage.models import (
 
 if TYPE_CHECKING:
     from producers.region import Region
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,23 @@ class ListingChoice:
 
 # --- persons -----------------------------------------------------------------------------------
 
+def keep(s: Session, obj: T) -> T:
+    """Hold ``obj`` for the rest of the session. The session's identity map holds objects only
+    weakly: a row a helper read and dropped was read again by the next ``s.get`` (the
+    person's row up to three times a call)."""
+    if obj is not None:
+        s.info.setdefault("listning.keep", []).append(obj)
+    return obj
+
+
 def lock_person(s: Session, pid: str, now: datetime, root: str | None = None) -> Person:
     """The person's row, created if missing, locked for the rest of the transaction."""
     values = {"person_id": pid, "id_root": root or ids.personal_id_root(pid), "updated_at": now,
               "deceased": False, "emigrated": False}
     ins = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     s.execute(ins(Person).values(**values).on_conflict_do_nothing(index_elements=["person_id"]))
-    return s.execute(select(Person).where(Person.person_id == pid)
-                     .with_for_update()).scalar_one()
+    return keep(s, s.execute(select(Person).where(Person.person_id == pid)
+                             .with_for_update()).scalar_one())
 
 
 def lock_unit(s: Session, unit_hsa_id: str) -> None:
@@ -90,6 +102,29 @@ def is_closed(s: Session, unit_hsa_id: str) -> bool:
     return s.get(UnitClosure, unit_hsa_id) is not None
 
 
+def closed_units(s: Session) -> set[str]:
+    return set(s.execute(select(UnitClosure.unit_hsa_id)).scalars())
+
+
+@dataclass(frozen=True)
+class UnitCounts:
+    occupied: int  # current listings
+    queued: int  # queue length
+
+
+def unit_counts(s: Session, unit_hsa_ids: list[str]) -> dict[str, UnitCounts]:
+    """Occupied places and queue length of several units in two grouped queries (one query
+    pair per unit made GetAvailableHealthcareFacilities an N+1)."""
+    if not unit_hsa_ids:
+        return {}
+    taken = dict(s.execute(select(Listing.unit_hsa_id, func.count()).where(
+        Listing.unit_hsa_id.in_(unit_hsa_ids), Listing.valid_to.is_(None))
+        .group_by(Listing.unit_hsa_id)).tuples().all())
+    queued = dict(s.execute(select(QueueEntry.unit_hsa_id, func.count()).where(
+        QueueEntry.unit_hsa_id.in_(unit_hsa_ids)).group_by(QueueEntry.unit_hsa_id)).tuples().all())
+    return {u: UnitCounts(taken.get(u, 0), queued.get(u, 0)) for u in unit_hsa_ids}
+
+
 def end_listing(listing: Listing, at: datetime, reason: str) -> None:
     # A listing that had not yet taken effect is ended at its start: it never was in force.
     listing.valid_to = max(at, listing.valid_from)
@@ -111,6 +146,11 @@ def effective_time(rule: str, now: datetime) -> datetime:
 def queue_of(s: Session, unit_hsa_id: str) -> list[QueueEntry]:
     return list(s.execute(select(QueueEntry).where(QueueEntry.unit_hsa_id == unit_hsa_id)
                           .order_by(QueueEntry.queued_at, QueueEntry.id)).scalars())
+
+
+def has_queue(s: Session, unit_hsa_id: str) -> bool:
+    return s.execute(select(QueueEntry.id).where(QueueEntry.unit_hsa_id == unit_hsa_id)
+                     .limit(1)).first() is not None
 
 
 def queue_position(s: Session, entry: QueueEntry) -> int:
@@ -160,10 +200,15 @@ def record_change(s: Session, pid: str, now: datetime, to_county: str,
                         message_id=message_id))
 
 
-def has_listing_anywhere(region: Region, s: Session, pid: str) -> bool:
-    """Home region's view: is the resident listed somewhere now (so a new choice is a change)?"""
+def has_listing_anywhere(region: Region, s: Session, pid: str,
+                         current: Listing | Literal[False] | None = False) -> bool:
+    """Home region's view: is the resident listed somewhere now (so a new choice is a change)?
+
+    ``current``: the caller's ``current_listing(s, pid)``, if it has it (saves a query)."""
     record = s.get(HomeRecord, pid)
-    return record is not None or current_listing(s, pid) is not None
+    if record is not None:
+        return True
+    return (current_listing(s, pid) if current is False else current) is not None
 
 
 def set_home_record(s: Session, pid: str, county: str, now: datetime, effective_at: datetime,
@@ -187,13 +232,16 @@ def set_home_record(s: Session, pid: str, county: str, now: datetime, effective_
 # --- registering a listing ---------------------------------------------------------------------
 
 def register_listing(region: Region, s: Session, pid: str, choice: ListingChoice,
-                     now: datetime, origin: str) -> tuple[Listing, int | None]:
+                     now: datetime, origin: str, current: Listing | Literal[False] | None = False,
+                     ) -> tuple[Listing, int | None]:
     """Make ``choice`` the person's listing here; returns it and the id of the outbox row that
     tells the home region (None when this region is the home region).
 
-    The caller has checked the rules (and, at home, counted the change)."""
+    The caller has checked the rules (and, at home, counted the change). ``current``: the
+    caller's ``current_listing(s, pid)`` if it has it, read under the person's lock."""
     eff = effective_time(region.config.rules.takes_effect, now)
-    current = current_listing(s, pid)
+    if current is False:
+        current = current_listing(s, pid)
     if current is not None:
         end_listing(current, eff, "changed")
     new = Listing(person_id=pid, unit_hsa_id=choice.unit.hsa_id, type_code=choice.type_code,
@@ -259,18 +307,35 @@ def undo_listing(region: Region, s: Session, listing_id: int, restore_id: int | 
     s.refresh(listing)
     if listing.valid_to is not None and listing.end_reason != "changed":
         return False  # already ended for another reason
-    newer = s.execute(select(Listing).where(Listing.person_id == listing.person_id,
-                                            Listing.id > listing.id)).scalars().first()
+    newer = s.execute(select(Listing).where(  # a newer choice that was not taken back
+        Listing.person_id == listing.person_id, Listing.id > listing.id,
+        or_(Listing.end_reason.is_(None),
+            Listing.end_reason.not_in(("refused_by_home", "cancelled"))))).scalars().first()
     if newer is not None:
+        if listing.end_reason == "changed":
+            listing.end_reason = reason  # refused: a later take-back must not restore it
         return False  # the resident has chosen again since; that choice stands
     end_listing(listing, listing.valid_from, reason)
-    if restore_id is not None:
-        old = s.get(Listing, restore_id)
-        if old is not None and old.end_reason == "changed":
-            old.valid_to = None
-            old.end_reason = None
+    old = s.get(Listing, restore_id) if restore_id is not None else None
+    while old is not None and old.end_reason in ("refused_by_home", "cancelled"):
+        old = _replaced_by(s, old)  # refused too: go back to the one it replaced
+    if old is not None and old.end_reason == "changed":
+        old.valid_to = None
+        old.end_reason = None
     admit_from_queue(region, s, listing.unit_hsa_id, now)
     return True
+
+
+
+def _replaced_by(s: Session, listing: Listing) -> Listing | None:
+    """The listing that ``listing`` replaced here (from its outbox row's ``on_refusal``)."""
+    rows = s.execute(select(OutboxMessage).where(OutboxMessage.person_id == listing.person_id,
+                                                 OutboxMessage.purpose == "change")).scalars()
+    for row in rows:
+        undo = row.on_refusal or {}
+        if undo.get("listing_id") == listing.id and undo.get("restore_listing_id") is not None:
+            return s.get(Listing, undo["restore_listing_id"])
+    return None
 
 
 # --- proximity ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from producers.config import RegionConfig
 from producers.context import CallContext, local_now
+from producers.listings import keep
 from producers.outbox import Sender
 from producers.storage import Database, open_database
 from producers.storage.models import AccessLog, HomeRecord, Person
@@ -93,7 +94,7 @@ class Region:
     def home_county_of(self, s: Session, pid: str) -> str | None:
         """The person's home county as this region knows it: the population feed first, then
         the register itself; a home record means the person is (or was) our resident."""
-        person = s.get(Person, pid)
+        person = keep(s, s.get(Person, pid))
         if person is not None and person.home_county:
             return person.home_county
         if self.population is not None:
@@ -110,7 +111,7 @@ class Region:
 
     def municipality_of(self, s: Session, pid: str) -> str | None:
         """Where the resident lives (for passive listing by proximity)."""
-        person = s.get(Person, pid)
+        person = keep(s, s.get(Person, pid))
         if person is not None and person.municipality:
             return person.municipality
         if self.population is None:
@@ -137,7 +138,7 @@ class Region:
     def birth_date(self, s: Session, pid: str) -> date:
         from interactions.identifiers import birth_date_of
 
-        person = s.get(Person, pid)
+        person = keep(s, s.get(Person, pid))
         return person.birth_date if person is not None and person.birth_date else \
             birth_date_of(pid)
 

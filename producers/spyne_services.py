@@ -35,7 +35,12 @@ from spyne.server.wsgi import WsgiApplication
 
 from interactions.contracts import producer_contracts
 from interactions.models import to_element
-from interactions.spyne_glue import logical_address, riv_operation, riv_wsgi_application
+from interactions.spyne_glue import (
+    keep_written,
+    logical_address,
+    riv_operation,
+    riv_wsgi_application,
+)
 from interactions.validation import validate_element
 from interactions.xmlload import DEFAULT_MAX_BYTES
 from producers.context import CallContext
@@ -121,7 +126,8 @@ def answer(region: Region, contract: str, ctx: Any, request: Any) -> Any:
     finally:
         current_correlation_id.reset(token)
     try:
-        problems = [str(p) for p in validate_element(to_element(response))]
+        element = to_element(response)
+        problems = [str(p) for p in validate_element(element)]
     except (TypeError, ValueError) as exc:
         problems = [f"cannot be written: {exc}"]
     if problems:
@@ -131,6 +137,7 @@ def answer(region: Region, contract: str, ctx: Any, request: Any) -> Any:
         raise Fault("Server.InvalidResponse",
                     f"the producer built a {contract}Response that does not follow the "
                     f"contract; quote correlation id {call.correlation_id}")
+    keep_written(ctx, response, element)  # sent as checked, not written a second time
     return response
 
 

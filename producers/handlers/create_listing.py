@@ -117,14 +117,14 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
 
     at_home = home == cfg.county
     # The 12-month limit is the home region's: checked here only for our own residents.
-    is_change = at_home and listings.has_listing_anywhere(region, s, pid)
+    is_change = at_home and listings.has_listing_anywhere(region, s, pid, current)
     if is_change and listings.limit_reached(region, s, pid, now):
         raise Refusal("ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED", text(
             "annual_limit", limit=cfg.rules.changes_per_12_months,
             next_date=listings.next_change_date(region, s, pid, now)))
 
     listings.lock_unit(s, unit.hsa_id)
-    if listings.occupied(s, unit.hsa_id) >= unit.cap or listings.queue_of(s, unit.hsa_id):
+    if listings.occupied(s, unit.hsa_id) >= unit.cap or listings.has_queue(s, unit.hsa_id):
         if not (unit.queue_allowed and cfg.rules.queue_at_cap):
             raise Refusal("ERROR_MAXIMUM_CITIZEN_REACHED_ON_CAREUNIT", text("unit_full_no_queue"))
         if not req.addToQueue:
@@ -140,7 +140,9 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
     if is_change:
         listings.record_change(s, pid, now, cfg.county)
     choice = listings.ListingChoice(unit, ltype.code, ltype.code_system, personnel, home)
-    new, outbox_id = listings.register_listing(region, s, pid, choice, now, origin="choice")
+    # ``current`` was read under the person's lock and nothing since has changed it
+    new, outbox_id = listings.register_listing(region, s, pid, choice, now, origin="choice",
+                                               current=current)
     if outbox_id is None:
         return response(CONTRACT, "OK", text("listed", unit=unit.name,
                                              date=new.valid_from.date().isoformat()))

@@ -27,9 +27,14 @@ def unit_types(region: Region, unit: Unit) -> list[ListingType]:
     return [t for t in region.config.listing_types if t.code in unit.listing_types]
 
 
-def facility(region: Region, s: Session, unit: Unit) -> Any:
-    queue = len(listings.queue_of(s, unit.hsa_id))
-    full = listings.occupied(s, unit.hsa_id) >= unit.cap
+def facility(region: Region, s: Session, unit: Unit,
+             counts: listings.UnitCounts | None = None) -> Any:
+    """The unit as a HealthcareFacilityType; ``counts`` from ``listings.unit_counts`` when the
+    caller describes several units (otherwise two counting queries for this one)."""
+    if counts is None:
+        counts = listings.unit_counts(s, [unit.hsa_id])[unit.hsa_id]
+    queue = counts.queued
+    full = counts.occupied >= unit.cap
     return type_class("HealthcareFacilityType")(
         id=unit.hsa_id, name=unit.name,
         hasQueue=bool(queue) or (full and unit.queue_allowed),

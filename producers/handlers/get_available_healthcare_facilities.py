@@ -26,13 +26,12 @@ def handle(region: Region, req: Any, ctx: CallContext) -> Any:
 def _read(region: Region, s: Session, req: Any) -> Any:
     wanted = {ids.normalise_hsa_id(h) for h in req.healthcareFacilities or [] if h}
     types = {(t.code, t.codeSystem) for t in req.listingTypes or []}
-    out = []
-    for unit in region.config.units:
-        if wanted and unit.hsa_id not in wanted:
-            continue
-        if listings.is_closed(s, unit.hsa_id):
-            continue
-        if types and not any((t.code, t.code_system) in types for t in unit_types(region, unit)):
-            continue
-        out.append(facility(region, s, unit))
-    return response(CONTRACT, "OK", healthcareFacilities=out)
+    closed = listings.closed_units(s)
+    units = [u for u in region.config.units
+             if (not wanted or u.hsa_id in wanted) and u.hsa_id not in closed
+             and (not types or any((t.code, t.code_system) in types
+                                   for t in unit_types(region, u)))]
+    # three queries in all, not two per unit
+    counts = listings.unit_counts(s, [u.hsa_id for u in units])
+    return response(CONTRACT, "OK", healthcareFacilities=[
+        facility(region, s, u, counts[u.hsa_id]) for u in units])

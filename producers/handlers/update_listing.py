@@ -16,14 +16,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from interactions import identifiers as ids
 from producers import ext, listings, outbox
 from producers.context import CallContext
 from producers.handlers.common import county_code, peek_person_id, person_id, response, run
-from producers.storage.models import HomeRecord, QueueEntry, ReceivedMessage
+from producers.storage import history
+from producers.storage.models import HomeRecord, Listing, QueueEntry, ReceivedMessage
 from producers.texts import text
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
             return "OK", text("stale_ignored")  # about a listing we no longer hold as current
         if own is None:
             if record is not None:
+                history.home_record_ends(s, pid, effective_at, "returned")
                 s.delete(record)  # listed nowhere until the resident (or passive listing) chooses
             from producers import flows
 
@@ -144,10 +146,16 @@ def _at_listing_region(region: Region, s: Session, pid: str, new: str, home: str
         if own is None and not queued:
             return "OK", text("not_for_this_region", region=region.config.name)
         for item in ([own] if own else []) + queued:
-            item.home_county = home
+            history.change_payer(s, item, home, ctx.now)
         return "OK", None
     if own is not None and own.registered_at > event_at:
-        return "OK", text("stale_ignored")  # the resident chose us again after that
+        # The resident chose us again after that. The listings that choice replaced here are
+        # over all the same: should the home region refuse it, none of them comes back.
+        for old in s.execute(select(Listing).where(
+                Listing.person_id == pid, Listing.end_reason == "changed",
+                Listing.registered_at <= event_at)).scalars():
+            old.end_reason = "listed_elsewhere"
+        return "OK", text("stale_ignored")
     for q in queued:
         if q.queued_at <= event_at:
             s.delete(q)

@@ -164,7 +164,10 @@ def write_listed(source: Source, at: date, fmt: str, out: IO[bytes], *,
         bar = progress(totals.total) if progress and not totals_only and (
             fmt != "html" or with_persons) else None
         tick = bar.tick if bar is not None else None
-        if fmt == "csv":
+        if fmt == "csv" and not totals_only and data.can_copy(conn):
+            # PostgreSQL writes the person list itself: no Python per row (docs/performance.md)
+            written[0] = data.copy_listed(conn, cfg, at, out, tick)
+        elif fmt == "csv":
             f = _text(out)
             w = csv.writer(f)
             if totals_only:
@@ -225,9 +228,10 @@ def write_listed(source: Source, at: date, fmt: str, out: IO[bytes], *,
             f.write(_page_end(source, [
                 "A listing counts when it is in force at midnight at the end of the day.",
                 "Queue figures and queue status are as of now: the queue keeps no history.",
-                "Our residents listed elsewhere over time come from the home records, which "
-                "hold each resident's present listing only: listings that have ended since "
-                "are not in the curve."]))
+                "Home county is the region paying at that time (after a move, the new home "
+                "region from the hand-over).",
+                "Our residents listed elsewhere over time come from the home history (where "
+                "the listing regions told us they were listed, from when to when)."]))
             f.flush()
             f.detach()
     if bar is not None:
@@ -298,12 +302,10 @@ def write_out_of_county(source: Source, at: date, fmt: str, out: IO[bytes], *,
                 f.write("<h2>Residents (for authorised use)</h2>\n")
                 f.writelines(_table(data.OUT_COLUMNS, persons, set(), None, "persons"))
             f.write(_page_end(source, [
-                "From the home records: where each of our residents is listed now, as the "
-                "listing regions told us (UpdateListing).",
+                "From the home history: where our residents were listed, from when to when, "
+                "as the listing regions told us (UpdateListing).",
                 "The unit is not known here: UpdateListing carries the county, not the unit; "
-                "ask the listing region (GetListing) for the unit.",
-                "A date in the past shows the present records that had taken effect by then; "
-                "listings that have ended since are not shown."]))
+                "ask the listing region (GetListing) for the unit."]))
             f.flush()
             f.detach()
     if bar is not None:
@@ -371,12 +373,10 @@ def write_settlement(source: Source, month: str, fmt: str, out: IO[bytes], *,
         f.write(_page_end(source, [
             "Theirs here: listings at our units paid for by the counterpart (home) region, "
             "from our listing history.",
-            "Ours there: from the home records (where our residents are listed now) and the "
-            "UpdateListing messages we sent when such a listing ended or a resident moved "
-            "away; a listing elsewhere ended by a unit closure, a death or emigration is not "
-            "in 'ended'. Run the report right after the month's end.",
-            "A resident who moved county is counted for the region that pays at the time the "
-            "report is run."]))
+            "Ours there: from the home history (where our residents were listed, from when "
+            "to when).",
+            "A resident who moved county counts for the old home region until the move and "
+            "for the new one from it."]))
         f.flush()
         f.detach()
     return Outcome(f"{cfg.name} settlement {month}: {total.theirs_here_at_end} residents of "

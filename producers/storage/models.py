@@ -197,3 +197,45 @@ class FeedPosition(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class HomeHistory(Base):
+    """Where a resident of this region was listed, period by period (the home records' history,
+    written by ``producers.storage.history``; the reports read it for past dates).
+
+    A period counts from ``valid_from`` (the later of when the listing took effect and when
+    this region learnt of it or became the resident's home region) to ``valid_to`` (NULL while
+    it lasts), as listings do: in force at ``t`` when ``valid_from < t <= valid_to``. A change
+    of unit within the same county continues the period."""
+
+    __tablename__ = "home_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(PID)
+    listing_county: Mapped[str] = mapped_column(COUNTY)
+    valid_from: Mapped[datetime] = mapped_column(DateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime)
+    effective_at: Mapped[datetime] = mapped_column(DateTime)  # when the listing took effect
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)  # when this region learnt it
+    event_at: Mapped[datetime] = mapped_column(DateTime)
+    type_code: Mapped[str | None] = mapped_column(String(64))
+    type_system: Mapped[str | None] = mapped_column(String(128))
+    # changed | returned | unit_closed | moved_away | death | emigration | removed
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    __table_args__ = (
+        Index("ix_home_history_person", "person_id", "valid_to"),
+        Index("ix_home_history_county", "listing_county", "valid_from"),
+    )
+
+
+class PayerChange(Base):
+    """A listing at our units whose paying region changed (a resident who moved county): until
+    ``changed_at`` ``from_county`` paid, from then ``to_county``. With ``Listing.home_county``
+    (the payer now) this gives the payer at any time."""
+
+    __tablename__ = "payer_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    listing_id: Mapped[int] = mapped_column(Integer, ForeignKey("listings.id"), index=True)
+    person_id: Mapped[str] = mapped_column(PID)
+    from_county: Mapped[str] = mapped_column(COUNTY)
+    to_county: Mapped[str] = mapped_column(COUNTY)
+    changed_at: Mapped[datetime] = mapped_column(DateTime, index=True)

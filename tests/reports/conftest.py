@@ -34,6 +34,15 @@ Clock = _region.Clock
 
 
 @pytest.fixture
+def pg_databases(tmp_path: Path, pg_unreachable: str | None,
+                 sqlite_template: str) -> Iterator[object]:
+    """Fresh PostgreSQL databases for one test (skipped when PostgreSQL is not reachable)."""
+    dbs = _region.Databases("postgres", tmp_path, pg_unreachable, sqlite_template)
+    yield dbs
+    dbs.close()
+
+
+@pytest.fixture
 def clock() -> object:
     """The reports' tests live in September–November 2026."""
     return Clock(datetime(2026, 9, 20, 10, 0, 0))
@@ -64,8 +73,13 @@ def october(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     m  08-resident at 01 unit 2 Sep 20, moves 08 → 03 Oct 15       (paid by 03 at month end)
     n  01-resident at 01 unit 2 Sep 20, moves 01 → 08 Oct 20       (paid by 08 at month end)
     p  08-resident lists at 01 unit 0 Nov 3                        (not in October)
+
+    Then November changes what the home records say now, not what October was:
+    g  03 closes its unit 0 on Nov 5: g's listing there ends         (01 no longer records it)
+    f  moves 01 → 03 Nov 10 while listed in 08                      (08 bills 03 from then)
+    r  08-resident lists at 01 unit 1 Nov 4, moves 08 → 01 Nov 12   (01's own from then)
     """
-    from producers import outbox, population_feed
+    from producers import flows, outbox, population_feed
     from producers.config import shipped_config
     from producers.inprocess import Network, create, ctx_for, wire
     from producers.population.register import PopulationRegister
@@ -87,7 +101,7 @@ def october(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         network.regions[code] = regions[code] = region
     p = {k: people.adult(home) for k, home in (
         ("a", "08"), ("b", "01"), ("c", "01"), ("d", "08"), ("e", "03"), ("q", "03"),
-        ("f", "01"), ("g", "01"), ("h", "01"), ("m", "08"), ("n", "01"), ("p", "08"))}
+        ("f", "01"), ("g", "01"), ("h", "01"), ("m", "08"), ("n", "01"), ("p", "08"), ("r", "08"))}
 
     def settle() -> None:
         for _ in range(2):
@@ -137,6 +151,17 @@ def october(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     lists("q", "08", 0, "03")
     at(11, 3)
     lists("p", "01", 0, "08")
+    at(11, 4)
+    lists("r", "01", 1, "08")
+    at(11, 5)
+    flows.close_unit(regions["03"], regions["03"].config.units[0].hsa_id, clock())
+    settle()
+    at(11, 10)
+    population.record_move(p["f"], "03")
+    settle()
+    at(11, 12)
+    population.record_move(p["r"], "01")
+    settle()
     at(11, 25)
     settle()
     yield October(regions, p, clock)

@@ -1,0 +1,92 @@
+"""History the reports need for past dates (``HomeHistory``, ``PayerChange``).
+
+- **Home records → ``home_history``.** Every home record written (``listings.set_home_record``,
+  wherever it is called) is mirrored here by a ``before_flush`` hook on all sessions: a record
+  naming another county than the open period closes it and opens a new one; the same county
+  continues it. Code that *removes* a home record says when and why first, with
+  ``home_record_ends`` (the record itself does not know): the period is closed at that time.
+- **Payer → ``payer_changes``.** ``change_payer`` sets a listing's ``home_county`` and records
+  from when the new region pays.
+
+Both write in the caller's transaction, so history and state never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.orm import Session
+
+from producers.storage.models import HomeHistory, HomeRecord, Listing, PayerChange, QueueEntry
+
+log = logging.getLogger(__name__)
+
+_ENDS = "home_history_ends"  # Session.info: person id → (when, why) for records being removed
+
+
+def home_record_ends(s: Session, pid: str, at: datetime, reason: str) -> None:
+    """Say that the home record of ``pid`` is being removed: the period ends at ``at``. Call it
+    before ``s.delete(record)``."""
+    s.info.setdefault(_ENDS, {})[pid] = (at, reason)
+
+
+def change_payer(s: Session, item: Listing | QueueEntry, county: str, at: datetime) -> None:
+    """``item.home_county = county``, recording for a listing from when ``county`` pays."""
+    if item.home_county == county:
+        return
+    if isinstance(item, Listing):
+        s.add(PayerChange(listing_id=item.id, person_id=item.person_id,
+                          from_county=item.home_county, to_county=county,
+                          changed_at=max(at, item.valid_from)))
+    item.home_county = county
+
+
+def _close(conn: Any, pid: str, at: datetime, reason: str) -> None:
+    open_ = conn.execute(select(HomeHistory.id, HomeHistory.valid_from).where(
+        HomeHistory.person_id == pid, HomeHistory.valid_to.is_(None))).all()
+    for row_id, valid_from in open_:
+        conn.execute(update(HomeHistory).where(HomeHistory.id == row_id).values(
+            valid_to=max(at, valid_from), end_reason=reason))
+
+
+def _record_set(conn: Any, rec: HomeRecord) -> None:
+    start = max(rec.effective_at, rec.since)
+    open_ = conn.execute(select(HomeHistory.id, HomeHistory.listing_county,
+                                HomeHistory.valid_from).where(
+        HomeHistory.person_id == rec.person_id, HomeHistory.valid_to.is_(None))).first()
+    if open_ is not None and open_.listing_county == rec.listing_county:
+        # another unit in the same county: the period goes on
+        conn.execute(update(HomeHistory).where(HomeHistory.id == open_.id).values(
+            valid_from=min(open_.valid_from, start), event_at=rec.event_at,
+            type_code=rec.type_code, type_system=rec.type_system))
+        return
+    _close(conn, rec.person_id, start, "changed")
+    conn.execute(insert(HomeHistory).values(
+        person_id=rec.person_id, listing_county=rec.listing_county, valid_from=start,
+        valid_to=None, effective_at=rec.effective_at, recorded_at=rec.since,
+        event_at=rec.event_at, type_code=rec.type_code, type_system=rec.type_system))
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(s: Session, _context: Any, _instances: Any) -> None:
+    records = [o for o in s.new if isinstance(o, HomeRecord)]
+    records += [o for o in s.dirty if isinstance(o, HomeRecord)
+                and s.is_modified(o, include_collections=False)]
+    removed = [o for o in s.deleted if isinstance(o, HomeRecord)]
+    if not records and not removed:
+        return
+    conn = s.connection()
+    ends: dict[str, tuple[datetime, str]] = s.info.get(_ENDS, {})
+    for rec in removed:
+        if rec.person_id in ends:
+            at, reason = ends.pop(rec.person_id)
+        else:  # a removal nobody explained: end it at the latest time the record knew
+            log.warning("home record removed without home_record_ends; period closed at its "
+                        "last known time")
+            at, reason = max(rec.since, rec.effective_at), "removed"
+        _close(conn, rec.person_id, at, reason)
+    for rec in records:
+        _record_set(conn, rec)
