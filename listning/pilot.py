@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from interactions.identifiers import counties
@@ -80,6 +81,7 @@ def _ports(plan: PilotPlan) -> dict[str, int]:
     return ports
 
 
+@cache  # asked for every pair of regions when the catalogue is prepared
 def _region_hsa_id(code: str) -> str:
     from producers.config import load_config
 

@@ -14,10 +14,11 @@ from bisect import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from itertools import accumulate
 
+from interactions.identifiers import SAMORDNING_DAY_OFFSET, municipalities
 from interactions.identifiers import counties as all_counties
-from interactions.identifiers import make_personal_id, municipalities
 from producers.population.names import LAST_NAMES, first_names
 from producers.population.test_persons import TEST_PERSONS
 
@@ -69,12 +70,39 @@ class _SerialAllocator:
                 j = (263 * k + day.toordinal()) % self.PER_SEX  # 263 is coprime to 500
                 serial = 2 * j + (1 if sex == "M" else 0)  # odd for men, even for women
                 k += 1
-                pid = make_personal_id(day, serial, samordning)
+                pid = _personal_id(day, serial, samordning)
                 if pid not in self.reserved:
                     self.used[key] = k
                     return pid
             self.used[key] = k
             day -= timedelta(days=1)  # this date is full: the day before
+
+
+# The Luhn sum of a personnummer body splits into the date's six digits and the serial's
+# three: both parts are cached, so ten million ids cost a lookup and an addition each
+# (``make_personal_id`` gives the same ids; tests/region/test_population_bulk.py checks it).
+def _luhn_part(digits: str, first_weight: int) -> int:
+    total = 0
+    for i, ch in enumerate(digits):
+        product = int(ch) * (first_weight if i % 2 == 0 else 3 - first_weight)
+        total += product - 9 if product > 9 else product
+    return total
+
+
+_SERIAL_LUHN = tuple(_luhn_part(f"{s:03d}", 2) for s in range(1000))
+
+
+@cache
+def _date_part(day: date, samordning: bool) -> tuple[str, int]:
+    """``YYYYMMDD`` (day + 60 for a samordningsnummer) and the Luhn sum of its last six."""
+    d = day.day + (SAMORDNING_DAY_OFFSET if samordning else 0)
+    text = f"{day:%Y%m}{d:02d}"
+    return text, _luhn_part(text[2:], 2)
+
+
+def _personal_id(day: date, serial: int, samordning: bool) -> str:
+    text, part = _date_part(day, samordning)
+    return f"{text}{serial:03d}{(10 - (part + _SERIAL_LUHN[serial]) % 10) % 10}"
 
 
 def _test_batch() -> Batch:

@@ -8,7 +8,6 @@ file), PostgreSQL by URL.
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import random
@@ -16,9 +15,20 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import AddConstraint, CreateIndex
 
 from interactions.identifiers import (
     check_personal_id,
@@ -26,7 +36,7 @@ from interactions.identifiers import (
     make_personal_id,
     municipalities,
 )
-from producers.population.generator import generate_population
+from producers.population.generator import Batch, generate_population
 from producers.population.model import (
     Base,
     Change,
@@ -115,15 +125,17 @@ class PopulationRegister:
                                 "generate into an empty database (or use --replace)")
         total = n + len(TEST_PERSONS)
         written = 0
+        batches = generate_population(n, seed, counties, as_of=as_of, batch_size=batch_size)
         with self.engine.begin() as conn:
-            for batch in generate_population(n, seed, counties, as_of=as_of,
-                                             batch_size=batch_size):
-                _bulk_insert(conn, PersonRow.__table__, batch.persons)
-                _bulk_insert(conn, GuardianshipRow.__table__,
-                             [{"child_id": c, "guardian_id": g} for c, g in batch.guardianships])
+            # On PostgreSQL, an empty register gets its keys, indexes and foreign keys built
+            # once at the end instead of row by row (same transaction: all or nothing).
+            deferred = _drop_constraints(conn) if conn.dialect.name == "postgresql" else []
+            for batch in batches:
+                _write_batch(conn, batch)
                 written += len(batch.persons)
                 if progress:
                     progress(written, total)
+            _restore_constraints(conn, deferred)
         log.info("generated %d persons (seed %d)", written, seed)
         return written
 
@@ -279,20 +291,67 @@ def _append(conn: Connection, kind: str, pid: str, from_county: str | None,
     return Change(seq, kind, pid, from_county, to_county, municipality, on)
 
 
+def _write_batch(conn: Connection, batch: Batch) -> None:
+    _bulk_insert(conn, PersonRow.__table__, batch.persons)
+    _bulk_insert(conn, GuardianshipRow.__table__,
+                 [{"child_id": c, "guardian_id": g} for c, g in batch.guardianships])
+
+
+_BULK_TABLES = ("guardianships", "persons")  # dropped in this order (foreign keys first)
+
+
+def _drop_constraints(conn: Connection) -> list[Any]:
+    """Drop the register's foreign keys, indexes and primary keys (PostgreSQL, empty
+    register); returns the DDL that makes them again, for ``_restore_constraints``."""
+    tables = {t.name: t for t in Base.metadata.sorted_tables}
+    insp = inspect(conn)
+    again: list[Any] = []
+    for name in _BULK_TABLES:
+        for fk in insp.get_foreign_keys(name):
+            conn.execute(text(f'ALTER TABLE {name} DROP CONSTRAINT "{fk["name"]}"'))
+        for ix in insp.get_indexes(name):
+            conn.execute(text(f'DROP INDEX "{ix["name"]}"'))
+        pk = insp.get_pk_constraint(name)
+        if pk.get("name"):
+            conn.execute(text(f'ALTER TABLE {name} DROP CONSTRAINT "{pk["name"]}"'))
+    for name in reversed(_BULK_TABLES):  # primary keys first: the foreign keys need them
+        again.append(AddConstraint(tables[name].primary_key))
+    for name in reversed(_BULK_TABLES):
+        again += [CreateIndex(ix) for ix in sorted(tables[name].indexes, key=lambda i: i.name)]
+        again += [AddConstraint(fk.constraint) for fk in sorted(
+            tables[name].foreign_keys, key=lambda f: f.parent.name)]
+    return again
+
+
+def _restore_constraints(conn: Connection, ddl: list[Any]) -> None:
+    if not ddl:
+        return
+    conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+    for statement in ddl:
+        conn.execute(statement)
+
+
+def _copy_value(v: object) -> str:
+    """A value in COPY's text format: NULL as \\N; backslash, tab and line breaks escaped."""
+    if v is None:
+        return "\\N"
+    s = str(v)
+    if isinstance(v, str) and ("\\" in s or "\t" in s or "\n" in s or "\r" in s):
+        s = (s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+             .replace("\r", "\\r"))
+    return s
+
+
 def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, object]]) -> None:
     """COPY on PostgreSQL (psycopg2), executemany elsewhere."""
     if not rows:
         return
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
         columns = list(rows[0])
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for r in rows:
-            writer.writerow(["" if r[c] is None else r[c] for c in columns])
-        buf.seek(0)
+        text_ = "".join("\t".join([_copy_value(r[c]) for c in columns]) + "\n" for r in rows)
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:  # type: ignore[union-attr]
-            cur.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN "
-                            "WITH (FORMAT csv)", buf)
+            cur.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN",
+                            io.StringIO(text_), size=1 << 20)
         return
     conn.execute(insert(table), rows)
