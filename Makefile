@@ -19,8 +19,10 @@ pilot: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Two workers, one test file each (module fixtures such as a running pilot stay per file):
+# the suite waits on subprocesses and browsers much of the time, so this halves its length.
 test: install lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

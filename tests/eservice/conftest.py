@@ -141,7 +141,9 @@ def harness_eservice(harness: Stack, stack: Stack | PilotStack,
         stop_process(es.proc)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running while a browser is open, and
+# asyncio.run() in a later test module of the same process would then fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
