@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ def check_a11y(page: Any) -> None:
 
 
 def shot(page: Any, name: str) -> None:
+    """Save the page for docs/screenshots — only when asked (LISTNING_SCREENSHOTS=1), so a test
+    run does not rewrite the committed pictures."""
+    if not os.environ.get("LISTNING_SCREENSHOTS"):
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
