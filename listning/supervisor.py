@@ -9,6 +9,7 @@ no orphan is left and each process can finish its current transaction.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -20,6 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger("listning.supervisor")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the supervisor dies.
+
+    The children run in their own sessions (see ``Service.start``), so a supervisor killed
+    with SIGKILL — which cannot stop them itself — would otherwise leave them running.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the orderly stop still applies
+        pass
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -66,6 +83,8 @@ class Service:
             # Own process group: a Ctrl-C at the terminal reaches only the supervisor, which
             # then stops the children in order instead of all at once.
             start_new_session=True,
+            # the supervisor starts children from its one thread, so preexec_fn is safe here
+            preexec_fn=_die_with_parent,
         )
         logfile.close()
 
