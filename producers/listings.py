@@ -119,9 +119,9 @@ def unit_counts(s: Session, unit_hsa_ids: list[str]) -> dict[str, UnitCounts]:
         return {}
     taken = dict(s.execute(select(Listing.unit_hsa_id, func.count()).where(
         Listing.unit_hsa_id.in_(unit_hsa_ids), Listing.valid_to.is_(None))
-        .group_by(Listing.unit_hsa_id)).tuples().all())
+        .group_by(Listing.unit_hsa_id)).all())
     queued = dict(s.execute(select(QueueEntry.unit_hsa_id, func.count()).where(
-        QueueEntry.unit_hsa_id.in_(unit_hsa_ids)).group_by(QueueEntry.unit_hsa_id)).tuples().all())
+        QueueEntry.unit_hsa_id.in_(unit_hsa_ids)).group_by(QueueEntry.unit_hsa_id)).all())
     return {u: UnitCounts(taken.get(u, 0), queued.get(u, 0)) for u in unit_hsa_ids}
 
 

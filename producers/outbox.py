@@ -13,15 +13,21 @@ through a pluggable sender and records the outcome:
 
 Several workers may run at once: on PostgreSQL a worker claims due rows with
 ``FOR UPDATE SKIP LOCKED`` and a lease (``lease_until``), so no row is sent by two workers at
-the same time and a crashed worker's rows become due again when the lease runs out. On SQLite
-every transaction takes the database's single writer lock, so claims are serialised: run one
-worker process per SQLite region.
+the same time and a crashed worker's rows become due again when the lease runs out. A lease
+names its holder (host and process id): a region starting up on a host takes back at once the
+leases of processes on that host that no longer run (``release_orphaned_leases``), so a region
+killed in the middle of a delivery resumes it on restart instead of a lease period later. Sending
+a row twice is harmless (the receiver de-duplicates by message id). On SQLite every transaction
+takes the database's single writer lock, so claims are serialised: run one worker process per
+SQLite region.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -48,6 +54,12 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 3600.0
 LEASE = timedelta(seconds=120)  # longer than the platform's producer timeout (30 s)
 DONE_CODES = ("OK", "INFO")
+# Who holds a lease: this process on this host (see release_orphaned_leases).
+HOST = socket.gethostname()[:80]
+
+
+def _owner() -> str:
+    return f"{HOST}:{os.getpid()}"  # read each time: a forked worker is another holder
 
 
 class NotDelivered(Exception):
@@ -130,7 +142,7 @@ def _claim(region: Region, now: datetime, limit: int) -> list[int]:
             q = q.with_for_update(skip_locked=True)
         rows = list(s.execute(q).scalars())
         for row in rows:
-            row.lease_until = now + LEASE
+            row.lease_until, row.lease_owner = now + LEASE, _owner()
         return [r.id for r in rows]
 
 
@@ -138,7 +150,34 @@ def lease(s: Session, row_id: int, now: datetime) -> None:
     """Hold a row back from the workers while the caller delivers it itself."""
     row = s.get(OutboxMessage, row_id)
     if row is not None:
-        row.lease_until = now + LEASE
+        row.lease_until, row.lease_owner = now + LEASE, _owner()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it runs
+        return True
+    return True
+
+
+def release_orphaned_leases(region: Region) -> int:
+    """Make due at once the rows leased by processes on this host that are gone (killed in
+    the middle of a delivery); returns how many. Leases held elsewhere run out on their own."""
+    released = 0
+    with region.db.transaction() as s:
+        rows = s.execute(select(OutboxMessage).where(
+            OutboxMessage.status == "pending", OutboxMessage.lease_until.is_not(None))).scalars()
+        for row in rows:
+            host, _, pid = (row.lease_owner or "").rpartition(":")
+            if host == HOST and pid.isdigit() and not _alive(int(pid)):
+                row.lease_until = row.lease_owner = None
+                released += 1
+    if released:
+        log.info("outbox: took back %d message(s) leased by a process that is gone", released)
+    return released
 
 
 def deliver(region: Region, row_id: int, now: datetime) -> Delivery:
@@ -169,7 +208,7 @@ def _record(region: Region, row_id: int, now: datetime, response: Any,
         if row.status != "pending":
             return Delivery("skipped")
         row.attempts += 1
-        row.lease_until = None
+        row.lease_until = row.lease_owner = None
         if failure is not None:
             row.last_error = f"{type(failure).__name__}: {failure}"[:2000]
             row.next_attempt_at = now + backoff(row.attempts, region.rng)

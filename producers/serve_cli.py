@@ -155,6 +155,7 @@ class StartupError(Exception):
 
 
 async def serve(args: argparse.Namespace) -> int:
+    from producers import outbox
     from producers.population.api import PopulationClient
     from producers.region import Region
     from producers.sender import PlatformSender
@@ -182,6 +183,7 @@ async def serve(args: argparse.Namespace) -> int:
             args.population_url, cert=args.cert if https else None,
             key=args.key if https else None, ca=args.ca if https else None))
     region = Region(config, open_database(url), sender=sender, population=population)
+    outbox.release_orphaned_leases(region)  # deliveries a killed predecessor left half done
     app = ProducerApp(wsgi_application(region, max_bytes=args.max_body),
                       platform_hsa_ids=args.platform_hsa_id, public_url=args.public_url or "",
                       max_body=args.max_body, threads=args.threads)

@@ -74,3 +74,33 @@ def test_a_worker_that_dies_mid_delivery_loses_nothing(make_region, people, cloc
     later = clock() + outbox.LEASE + timedelta(seconds=1)
     assert outbox.run_due(r08, later) == {"delivered": 2}
     assert [listing_counties(r01, pid) for pid in pids] == [["08"], ["08"]]
+
+
+def test_a_restarted_region_takes_back_the_leases_of_a_killed_process(make_region, people,
+                                                                      clock, network):
+    import subprocess
+    import sys
+
+    r01, r08, pids = backlog(make_region, people, clock, network, 3)
+    clock.advance(hours=2)
+    assert len(outbox._claim(r08, clock(), 10)) == 3  # this process leases all three ...
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    gone = f"{outbox.HOST}:{dead.stdout.strip()}"
+    with r08.db.transaction() as s:  # ... and pretend two were leased by a process now gone
+        rows = list(s.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
+        rows[0].lease_owner = rows[1].lease_owner = gone
+        rows[2].lease_owner = "another-host:1"  # its lease runs out on its own
+    assert outbox.release_orphaned_leases(r08) == 2
+    assert outbox.run_due(r08, clock()) == {"delivered": 2}  # at once, not a lease later
+    later = clock() + outbox.LEASE + timedelta(seconds=1)
+    assert outbox.run_due(r08, later) == {"delivered": 1}
+    assert [listing_counties(r01, pid) for pid in pids] == [["08"]] * 3
+
+
+def test_a_live_process_keeps_its_leases(make_region, people, clock, network):
+    _, r08, _ = backlog(make_region, people, clock, network, 1)
+    clock.advance(hours=2)
+    assert len(outbox._claim(r08, clock(), 10)) == 1  # leased by this (running) process
+    assert outbox.release_orphaned_leases(r08) == 0
+    assert outbox.run_due(r08, clock()) == {}
