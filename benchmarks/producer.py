@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/producer.py --repeat 3            # about 3 minutes
     .venv/bin/python benchmarks/producer.py --backends sqlite --no-https   # quick look
+    .venv/bin/python benchmarks/producer.py --processes 1,2      # PostgreSQL over 1 and 2 processes
 
 For one region (Stockholm, 01), with request and response validation on (as in production):
 
@@ -9,7 +10,8 @@ For one region (Stockholm, 01), with request and response validation on (as in p
   spyne WSGI application called with a WSGI environ, exactly as producers.server calls it —
   on SQLite and on PostgreSQL, one call after another (service times, no queueing);
 - ``https``: the same calls to ``listning region serve`` (a separate process) over HTTPS with
-  mutual TLS, from ``--concurrency`` concurrent aiohttp clients with keep-alive;
+  mutual TLS, from ``--concurrency`` concurrent aiohttp clients with keep-alive; with
+  ``--processes 1,2`` PostgreSQL also with ``--processes 2`` (row ``https/postgres/p2``);
 - ``stack`` vs ``floor``: the in-process cost of our producer stack with the business logic
   replaced by a canned response (parse, validate, map, dispatch, write, validate response),
   next to a bare lxml parse + libxml2 validation + response build + serialisation of the same
@@ -216,22 +218,38 @@ def region_for(url: str) -> Any:
 
 
 def run_inproc(url: str, n: int, residents: Residents) -> dict[str, Any]:
+    """Service times one call after another; per contract also the SQL statements per call
+    (exact) and the Python function calls per call (cProfile over 20 more calls: a measure
+    of the work done that, unlike CPU time, the machine's load does not change)."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event
+
     from producers.spyne_services import wsgi_application
 
     region = region_for(url)
     app = wsgi_application(region)
+    statements = [0]
+
+    @event.listens_for(region.db.engine, "before_cursor_execute")
+    def _count(*_: Any) -> None:
+        statements[0] += 1
+
     create_path = all_contracts()["CreateListing"].path
     get_path = all_contracts()["GetListing"].path
     try:
         for i in range(20):  # warm-up: imports, first connections, statement caches
             call_wsgi(app, create_path, create_listing(residents.new(), UNITS[i % 2]))
         out: dict[str, Any] = {}
-        pids = [residents.new() for _ in range(n)]
+        pids = [residents.new() for _ in range(n + 20)]
         creates = [create_listing(p, UNITS[i % 2]) for i, p in enumerate(pids)]
         for contract, path, bodies in (
                 ("CreateListing", create_path, creates),
                 ("GetListing", get_path, [get_listing(p) for p in pids])):
+            bodies, profiled = bodies[:n], bodies[n:]
             lat, errors = [], 0
+            statements[0] = 0
             cpu, start = time.process_time(), time.perf_counter()
             for b in bodies:
                 t = time.perf_counter()
@@ -241,6 +259,14 @@ def run_inproc(url: str, n: int, residents: Residents) -> dict[str, Any]:
             out[contract] = summary(lat, time.perf_counter() - start, errors)
             # this process's CPU per call (not the PostgreSQL server's): steadier under load
             out[contract]["cpu_ms"] = round((time.process_time() - cpu) / len(bodies) * 1e3, 3)
+            out[contract]["statements"] = round(statements[0] / len(bodies), 2)
+            profile = cProfile.Profile()
+            profile.enable()
+            for b in profiled:
+                call_wsgi(app, path, b)
+            profile.disable()
+            out[contract]["py_calls"] = round(
+                pstats.Stats(profile).total_calls / len(profiled))
         return out
     finally:
         region.db.dispose()
@@ -316,7 +342,7 @@ def run_stack_vs_floor(n: int, residents: Residents) -> dict[str, Any]:
 class HttpsProducer:
     """``listning region serve`` in its own process, with a fresh PKI."""
 
-    def __init__(self, work: Path, url: str, threads: int) -> None:
+    def __init__(self, work: Path, url: str, threads: int, processes: int = 1) -> None:
         from listning.supervisor import Service, free_port
         from routing import pki
 
@@ -333,6 +359,8 @@ class HttpsProducer:
                 "--port", str(port), "--cert", str(region.cert), "--key", str(region.key),
                 "--ca", str(ca.cert), "--platform-url", f"https://127.0.0.1:{free_port()}",
                 "--platform-hsa-id", PLATFORM_ID, "--threads", str(threads)]
+        if processes > 1:
+            argv += ["--processes", str(processes)]
         self.url = f"https://127.0.0.1:{port}"
         self.service = Service("region 01", argv, port, work / "region.log", ready_timeout=90)
 
@@ -377,9 +405,9 @@ async def _load(url: str, bodies: list[bytes], concurrency: int,
 
 
 def run_https(work: Path, url: str, n: int, concurrency: int, threads: int,
-              residents: Residents) -> dict[str, Any]:
+              residents: Residents, processes: int = 1) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with HttpsProducer(work, url, threads) as producer:
+    with HttpsProducer(work, url, threads, processes) as producer:
         ctx = producer.ssl_context()
         pids = [residents.new() for _ in range(n)]
         for contract, bodies in (
@@ -408,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--https-requests", type=int, default=800, help="per contract, HTTPS")
     p.add_argument("--concurrency", type=int, default=16, help="HTTPS clients")
     p.add_argument("--threads", type=int, default=8, help="the producer's thread pool")
+    p.add_argument("--processes", default="1", help="producer processes for the PostgreSQL "
+                   "HTTPS rows, comma-separated (e.g. 1,2)")
     p.add_argument("--backends", default="sqlite,postgres")
     p.add_argument("--no-https", action="store_true")
     p.add_argument("--label", default="", help="stored with the run (e.g. before/after)")
@@ -417,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
     warnings.filterwarnings("ignore", message=".*'cgi' is deprecated.*")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    processes = [int(x) for x in args.processes.split(",") if x.strip()]
     if "postgres" in backends and not pg_reachable():
         print(f"PostgreSQL at {PG_ADMIN} is not reachable: skipped", file=sys.stderr)
         backends.remove("postgres")
@@ -431,11 +462,13 @@ def main(argv: list[str] | None = None) -> int:
             for backend in backends:  # interleaved so drift hits every row alike
                 with database(backend, work) as url:
                     run[f"inproc/{backend}"] = run_inproc(url, args.requests, residents)
-                if not args.no_https:
+                if args.no_https:
+                    continue
+                for procs in processes if backend == "postgres" else [1]:
                     with database(backend, work) as url:
-                        run[f"https/{backend}"] = run_https(
-                            work, url, args.https_requests, args.concurrency, args.threads,
-                            residents)
+                        run[f"https/{backend}" + (f"/p{procs}" if procs > 1 else "")] = \
+                            run_https(work, url, args.https_requests, args.concurrency,
+                                      args.threads, residents, procs)
             print(f"repeat {r + 1}/{args.repeat} done (load {os.getloadavg()[0]:.1f})",
                   file=sys.stderr)
             runs.append(run)
@@ -467,8 +500,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{sf['ratio_cpu']:.1f}× (CPU), {sf['ratio_p50']:.1f}× (p50)")
     for row, value in med.items():
         if row.startswith("inproc/"):
-            print(f"{row}: CPU per call in this process " + ", ".join(
-                f"{c} {s['cpu_ms']:.2f} ms" for c, s in value.items()))
+            print(f"{row}: per call in this process " + ", ".join(
+                f"{c} {s['cpu_ms']:.2f} ms CPU, {s['statements']:g} statements, "
+                f"{s['py_calls']:.0f} Python calls" for c, s in value.items()))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")

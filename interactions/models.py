@@ -135,7 +135,8 @@ class RivXmlMixin:
                     f"{_local(elt.tag)}: element {tag} is not allowed here; "
                     f"{orig.get_type_name()} has {', '.join(f.attr for f in orig._riv_fields)}",
                     child.sourceline)
-            if child.get(XSI_NIL) in ("true", "1") and f.type.Attributes.nillable:
+            # (no field of the release is nillable: the attribute is looked up only for one)
+            if f.type.Attributes.nillable and child.get(XSI_NIL) in ("true", "1"):
                 value = None
             elif f.kind == "complex":
                 value = self.riv_complex_from_element(ctx, f.type, child)

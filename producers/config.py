@@ -17,6 +17,7 @@ from interactions import identifiers as ids
 TAKES_EFFECT = ("same_day", "next_day", "first_of_next_month")
 HOME_UNREACHABLE = ("refuse", "outbox")
 REGIONS_DIR = Path(__file__).resolve().parent / "regions"
+DEFAULT_DATA_DIR = "region-data"
 
 
 class ConfigError(ValueError):
@@ -89,11 +90,12 @@ class RegionConfig:
     county: str
     name: str
     hsa_id: str
-    database_url: str
+    database_url: str  # [region] database_url as written; "" = SQLite in data_dir
     units: tuple[Unit, ...]
     listing_types: tuple[ListingType, ...]  # always includes the national PV first
     rules: Rules = field(default_factory=Rules)
     source: str = "<memory>"
+    data_dir: str = DEFAULT_DATA_DIR  # [region] data_dir
 
     def unit(self, hsa_id: str | None) -> Unit | None:
         if not hsa_id:
@@ -139,8 +141,38 @@ class _Reader:
         self.problems.append(f"{key}: {message}")
 
 
-def default_database_url(county: str, data_dir: str | Path = "region-data") -> str:
+def default_database_url(county: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> str:
+    """The region's SQLite file in ``data_dir``: ``region-NN.sqlite``."""
     return f"sqlite:///{Path(data_dir) / f'region-{county}.sqlite'}"
+
+
+def resolve_database_url(config: RegionConfig, db: str | None = None,
+                         data_dir: str | Path | None = None) -> str:
+    """The database every command opens for a region (serve, init-db, the reports), the first
+    that is given: ``db`` from the command line (``--db``, ``--database-url``); the TOML's
+    ``database_url``; SQLite ``region-NN.sqlite`` in ``data_dir`` from the command line
+    (``--data-dir``), else in the TOML's ``data_dir`` (relative paths: from the working
+    directory)."""
+    if db:
+        return db
+    if config.database_url:
+        return config.database_url
+    return default_database_url(config.county, config.data_dir if data_dir is None else data_dir)
+
+
+def _check_database_url(url: str) -> str | None:
+    """Why ``url`` cannot be a region's database, or None (never echoes it: a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        backend = None
+    if backend not in ("sqlite", "postgresql"):
+        return ("expected a database URL: sqlite:///path/region.sqlite or "
+                "postgresql://user@host/dbname")
+    return None
 
 
 def parse_config(data: dict[str, Any], source: str = "<memory>") -> RegionConfig:
@@ -159,10 +191,15 @@ def parse_config(data: dict[str, Any], source: str = "<memory>") -> RegionConfig
     elif hsa_id and county and ids.county_of_hsa_id(hsa_id) != county:
         r.bad("region.hsa_id", f"{hsa_id} does not start with the HSA-id prefix of county "
                                f"{county} ({ids.region_hsa_prefix(county)}-)")
-    data_dir = r.get(region, "data_dir", "region", str, "region-data")
-    database_url = r.get(region, "database_url", "region", str, "")
-    if not database_url and county:
-        database_url = default_database_url(county, data_dir)
+    data_dir = r.get(region, "data_dir", "region", str, DEFAULT_DATA_DIR)
+    if data_dir is not None and not data_dir.strip():
+        r.bad("region.data_dir", "empty; leave it out for the default "
+                                 f"({DEFAULT_DATA_DIR!r})")
+    url = r.get(region, "database_url", "region", str, "")
+    if url and (why := _check_database_url(url)):
+        r.bad("region.database_url", why)
+    for key in sorted(set(region) - {"county", "name", "hsa_id", "data_dir", "database_url"}):
+        r.bad(f"region.{key}", "unknown key")
 
     rules = _parse_rules(r, r.get(data, "rules", "", dict, {}))
     types = _parse_listing_types(r, r.get(data, "listing_types", "", list, []))
@@ -172,8 +209,8 @@ def parse_config(data: dict[str, Any], source: str = "<memory>") -> RegionConfig
         r.bad(key, "unknown key")
     if r.problems:
         raise ConfigError(source, r.problems)
-    return RegionConfig(county, name, ids.normalise_hsa_id(hsa_id), database_url, tuple(units),
-                        tuple(types), rules, source)
+    return RegionConfig(county, name, ids.normalise_hsa_id(hsa_id), url, tuple(units),
+                        tuple(types), rules, source, data_dir)
 
 
 def load_config(path: str | Path) -> RegionConfig:

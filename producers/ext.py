@@ -8,8 +8,12 @@ a peer that does not send them gets the fallback in docs/cross-region-protocol.m
 - ``listingRegisteredTime``: when the listing region registered the choice — the order key of
   the stale-notification rule (the same for every region, whatever its take-effect rule).
 - ``listingEffectiveTime``: when the listing takes effect; the old listing ends then.
-- ``purpose``: change | forward | closure | handover — whether it is a resident's change
-  (counted against the 12-month limit) or bookkeeping between regions (never refused).
+- ``endedCounty``: on a ``closure`` passed on by a former home region, the county whose
+  listing ended (the receiver checks it against its record instead of the caller's county).
+- ``purpose``: change | rechoice | forward | closure | handover — whether it is a resident's
+  change (counted against the 12-month limit), a resident choosing again the unit they are
+  listed at in another region (counted only if the home region had them elsewhere), or
+  bookkeeping between regions (never refused).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from datetime import datetime
 from lxml import etree
 
 EXT_NS = "urn:listning:carelisting:ext:1"
-PURPOSES = ("change", "forward", "closure", "handover")
+PURPOSES = ("change", "rechoice", "forward", "closure", "handover")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class NotificationMeta:
     registered_at: datetime | None = None
     effective_at: datetime | None = None
     purpose: str | None = None
+    ended_county: str | None = None
 
 
 def _dt(value: datetime) -> str:
@@ -40,7 +45,8 @@ def to_elements(meta: NotificationMeta) -> list[etree._Element]:
     for name, value in (("messageId", meta.message_id),
                         ("listingRegisteredTime", meta.registered_at),
                         ("listingEffectiveTime", meta.effective_at),
-                        ("purpose", meta.purpose)):
+                        ("purpose", meta.purpose),
+                        ("endedCounty", meta.ended_county)):
         if value is None:
             continue
         el = etree.Element(f"{{{EXT_NS}}}{name}", nsmap={"lx": EXT_NS})
@@ -67,9 +73,11 @@ def from_elements(elements: list[etree._Element] | None) -> NotificationMeta:
 
     purpose = found.get("purpose")
     message_id = found.get("messageId")
+    ended = found.get("endedCounty")
     return NotificationMeta(
         message_id=message_id[:64] if message_id else None,
         registered_at=when("listingRegisteredTime"),
         effective_at=when("listingEffectiveTime"),
         purpose=purpose if purpose in PURPOSES else None,
+        ended_county=ended if ended and len(ended) == 2 and ended.isdigit() else None,
     )

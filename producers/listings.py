@@ -6,15 +6,17 @@ changes for that person (row lock on PostgreSQL; SQLite's single writer does it 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import bindparam, delete, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from interactions import identifiers as ids
@@ -34,6 +36,66 @@ if TYPE_CHECKING:
     from producers.region import Region
 
 T = TypeVar("T")
+
+
+# --- statements built once ---------------------------------------------------------------------
+# Building a statement costs more CPU than running it (SQLAlchemy constructs the expression and
+# its cache key every time), and a plain read through the ORM costs several times a Core read.
+# The statements of the hot paths are therefore built once, with bind parameters; reads that
+# need no ORM object are Core statements run on the session's connection (``_core``).
+
+_persons, _listings, _queue = Person.__table__, Listing.__table__, QueueEntry.__table__
+
+
+def _person_insert(dialect_insert: Any) -> Any:
+    return dialect_insert(_persons).values(
+        person_id=bindparam("pid"), id_root=bindparam("root"), updated_at=bindparam("now"),
+        deceased=False, emigrated=False)
+
+
+# PostgreSQL: ON CONFLICT DO UPDATE locks an existing row as SELECT ... FOR UPDATE would (and a
+# new row is ours until commit), in one statement. The update changes nothing. SQLite: one
+# writer at a time, nothing to lock.
+_LOCK_PERSON_PG = _person_insert(pg_insert).on_conflict_do_update(
+    index_elements=["person_id"], set_={"id_root": _persons.c.id_root})
+_ENSURE_PERSON_SQLITE = _person_insert(sqlite_insert).on_conflict_do_nothing(
+    index_elements=["person_id"])
+_UNIT_CLOSED = select(UnitClosure.__table__.c.unit_hsa_id).where(
+    UnitClosure.__table__.c.unit_hsa_id == bindparam("unit"))
+_OCCUPIED = select(func.count()).select_from(_listings).where(
+    _listings.c.unit_hsa_id == bindparam("unit"), _listings.c.valid_to.is_(None))
+_HAS_QUEUE = select(_queue.c.id).where(_queue.c.unit_hsa_id == bindparam("unit")).limit(1)
+_OCCUPANCY = select(_OCCUPIED.scalar_subquery(),
+                    exists().where(_queue.c.unit_hsa_id == bindparam("unit")))
+_UNIT_COUNTS = select(_OCCUPIED.scalar_subquery(), select(func.count()).select_from(_queue).where(
+    _queue.c.unit_hsa_id == bindparam("unit")).scalar_subquery())
+_CURRENT = (select(Listing).where(Listing.person_id == bindparam("pid"),
+                                  Listing.valid_to.is_(None)).order_by(Listing.id.desc()))
+_LISTINGS_OF = select(Listing).where(Listing.person_id == bindparam("pid")).order_by(
+    Listing.valid_from)
+_QUEUE_OF_UNIT = (select(QueueEntry).where(QueueEntry.unit_hsa_id == bindparam("unit"))
+                  .order_by(QueueEntry.queued_at, QueueEntry.id))
+_QUEUE_OF_PERSON = (select(QueueEntry).where(QueueEntry.person_id == bindparam("pid"))
+                    .order_by(QueueEntry.id))
+_TAKEN = (select(_listings.c.unit_hsa_id, func.count()).where(
+    _listings.c.unit_hsa_id.in_(bindparam("units", expanding=True)),
+    _listings.c.valid_to.is_(None)).group_by(_listings.c.unit_hsa_id))
+_QUEUED = (select(_queue.c.unit_hsa_id, func.count()).where(
+    _queue.c.unit_hsa_id.in_(bindparam("units", expanding=True)))
+    .group_by(_queue.c.unit_hsa_id))
+_CHANGES = (select(ListingChange.__table__.c.changed_at).where(
+    ListingChange.__table__.c.person_id == bindparam("pid"),
+    ListingChange.__table__.c.changed_at > bindparam("since"))
+    .order_by(ListingChange.__table__.c.changed_at))
+_HAS_HOME_RECORD = select(exists().where(HomeRecord.__table__.c.person_id == bindparam("pid")))
+
+
+def _core(s: Session, stmt: object, params: dict[str, object]) -> CursorResult:
+    """Run a Core statement in the session's transaction. Flushes first when the session
+    autoflushes, so that it sees the session's pending changes as an ORM query would."""
+    if s.autoflush:
+        s.flush()
+    return s.connection().execute(stmt, params)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -58,12 +120,13 @@ def keep(s: Session, obj: T) -> T:
 
 def lock_person(s: Session, pid: str, now: datetime, root: str | None = None) -> Person:
     """The person's row, created if missing, locked for the rest of the transaction."""
-    values = {"person_id": pid, "id_root": root or ids.personal_id_root(pid), "updated_at": now,
-              "deceased": False, "emigrated": False}
-    ins = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    s.execute(ins(Person).values(**values).on_conflict_do_nothing(index_elements=["person_id"]))
-    return keep(s, s.execute(select(Person).where(Person.person_id == pid)
-                             .with_for_update()).scalar_one())
+    postgres = s.get_bind().dialect.name == "postgresql"
+    _core(s, _LOCK_PERSON_PG if postgres else _ENSURE_PERSON_SQLITE,
+          {"pid": pid, "root": root or ids.personal_id_root(pid), "now": now})
+    # Locked already: the ORM object is read as any other (an identity-map hit if it is loaded).
+    person = s.get(Person, pid)
+    assert person is not None  # created above, and deleted by no one while we hold the lock
+    return keep(s, person)
 
 
 def lock_unit(s: Session, unit_hsa_id: str) -> None:
@@ -73,33 +136,43 @@ def lock_unit(s: Session, unit_hsa_id: str) -> None:
     writer at a time). Taken after the person's lock, never before."""
     if s.get_bind().dialect.name != "postgresql":
         return
-    key = int.from_bytes(hashlib.sha256(unit_hsa_id.encode()).digest()[:8], "big", signed=True)
-    s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    s.connection().execute(_UNIT_LOCK, {"k": _unit_lock_key(unit_hsa_id)})
+
+
+_UNIT_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _unit_lock_key(unit_hsa_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(unit_hsa_id.encode()).digest()[:8], "big", signed=True)
 
 
 # --- listings ----------------------------------------------------------------------------------
 
 def current_listing(s: Session, pid: str) -> Listing | None:
     """The person's newest not-ended listing at this region's units (at most one)."""
-    return s.execute(select(Listing).where(Listing.person_id == pid, Listing.valid_to.is_(None))
-                     .order_by(Listing.id.desc())).scalars().first()
+    return s.execute(_CURRENT, {"pid": pid}).scalars().first()
 
 
 def visible_listings(s: Session, pid: str, now: datetime) -> list[Listing]:
     """Listings a resident sees now: current ones and ones that end in the future."""
-    rows = s.execute(select(Listing).where(Listing.person_id == pid)
-                     .order_by(Listing.valid_from)).scalars()
+    rows = s.execute(_LISTINGS_OF, {"pid": pid}).scalars()
     return [r for r in rows if (r.valid_to is None or r.valid_to > now)
             and (r.valid_to is None or r.valid_to > r.valid_from)]
 
 
 def occupied(s: Session, unit_hsa_id: str) -> int:
-    return s.execute(select(func.count()).select_from(Listing).where(
-        Listing.unit_hsa_id == unit_hsa_id, Listing.valid_to.is_(None))).scalar_one()
+    return _core(s, _OCCUPIED, {"unit": unit_hsa_id}).scalar_one()
+
+
+def occupancy(s: Session, unit_hsa_id: str) -> tuple[int, bool]:
+    """``occupied`` and ``has_queue`` of a unit in one query."""
+    taken, queue = _core(s, _OCCUPANCY, {"unit": unit_hsa_id}).one()
+    return taken, bool(queue)
 
 
 def is_closed(s: Session, unit_hsa_id: str) -> bool:
-    return s.get(UnitClosure, unit_hsa_id) is not None
+    return _core(s, _UNIT_CLOSED, {"unit": unit_hsa_id}).first() is not None
 
 
 def closed_units(s: Session) -> set[str]:
@@ -117,11 +190,11 @@ def unit_counts(s: Session, unit_hsa_ids: list[str]) -> dict[str, UnitCounts]:
     pair per unit made GetAvailableHealthcareFacilities an N+1)."""
     if not unit_hsa_ids:
         return {}
-    taken = dict(s.execute(select(Listing.unit_hsa_id, func.count()).where(
-        Listing.unit_hsa_id.in_(unit_hsa_ids), Listing.valid_to.is_(None))
-        .group_by(Listing.unit_hsa_id)).all())
-    queued = dict(s.execute(select(QueueEntry.unit_hsa_id, func.count()).where(
-        QueueEntry.unit_hsa_id.in_(unit_hsa_ids)).group_by(QueueEntry.unit_hsa_id)).all())
+    if len(unit_hsa_ids) == 1:  # one unit (a listing's): both counts in one query
+        taken_, queued_ = _core(s, _UNIT_COUNTS, {"unit": unit_hsa_ids[0]}).one()
+        return {unit_hsa_ids[0]: UnitCounts(taken_, queued_)}
+    taken = dict(_core(s, _TAKEN, {"units": unit_hsa_ids}).all())
+    queued = dict(_core(s, _QUEUED, {"units": unit_hsa_ids}).all())
     return {u: UnitCounts(taken.get(u, 0), queued.get(u, 0)) for u in unit_hsa_ids}
 
 
@@ -144,13 +217,11 @@ def effective_time(rule: str, now: datetime) -> datetime:
 # --- queues ------------------------------------------------------------------------------------
 
 def queue_of(s: Session, unit_hsa_id: str) -> list[QueueEntry]:
-    return list(s.execute(select(QueueEntry).where(QueueEntry.unit_hsa_id == unit_hsa_id)
-                          .order_by(QueueEntry.queued_at, QueueEntry.id)).scalars())
+    return list(s.execute(_QUEUE_OF_UNIT, {"unit": unit_hsa_id}).scalars())
 
 
 def has_queue(s: Session, unit_hsa_id: str) -> bool:
-    return s.execute(select(QueueEntry.id).where(QueueEntry.unit_hsa_id == unit_hsa_id)
-                     .limit(1)).first() is not None
+    return _core(s, _HAS_QUEUE, {"unit": unit_hsa_id}).first() is not None
 
 
 def queue_position(s: Session, entry: QueueEntry) -> int:
@@ -158,8 +229,7 @@ def queue_position(s: Session, entry: QueueEntry) -> int:
 
 
 def queue_entries_of(s: Session, pid: str) -> list[QueueEntry]:
-    return list(s.execute(select(QueueEntry).where(QueueEntry.person_id == pid)
-                          .order_by(QueueEntry.id)).scalars())
+    return list(s.execute(_QUEUE_OF_PERSON, {"pid": pid}).scalars())
 
 
 def estimated_wait(unit: Unit, position: int) -> int:
@@ -170,9 +240,7 @@ def estimated_wait(unit: Unit, position: int) -> int:
 
 def changes_in_window(s: Session, pid: str, now: datetime) -> list[datetime]:
     since = now - timedelta(days=365)
-    return list(s.execute(select(ListingChange.changed_at).where(
-        ListingChange.person_id == pid, ListingChange.changed_at > since)
-        .order_by(ListingChange.changed_at)).scalars())
+    return list(_core(s, _CHANGES, {"pid": pid, "since": since}).scalars())
 
 
 def remaining_changes(region: Region, s: Session, pid: str, now: datetime) -> int:
@@ -205,10 +273,14 @@ def has_listing_anywhere(region: Region, s: Session, pid: str,
     """Home region's view: is the resident listed somewhere now (so a new choice is a change)?
 
     ``current``: the caller's ``current_listing(s, pid)``, if it has it (saves a query)."""
-    record = s.get(HomeRecord, pid)
-    if record is not None:
+    if has_home_record(s, pid):
         return True
     return (current_listing(s, pid) if current is False else current) is not None
+
+
+def has_home_record(s: Session, pid: str) -> bool:
+    """Whether this region has a home record for the resident (without loading it)."""
+    return bool(_core(s, _HAS_HOME_RECORD, {"pid": pid}).scalar())
 
 
 def set_home_record(s: Session, pid: str, county: str, now: datetime, effective_at: datetime,
@@ -233,12 +305,13 @@ def set_home_record(s: Session, pid: str, county: str, now: datetime, effective_
 
 def register_listing(region: Region, s: Session, pid: str, choice: ListingChoice,
                      now: datetime, origin: str, current: Listing | Literal[False] | None = False,
-                     ) -> tuple[Listing, int | None]:
+                     queued: list[QueueEntry] | None = None) -> tuple[Listing, int | None]:
     """Make ``choice`` the person's listing here; returns it and the id of the outbox row that
     tells the home region (None when this region is the home region).
 
     The caller has checked the rules (and, at home, counted the change). ``current``: the
-    caller's ``current_listing(s, pid)`` if it has it, read under the person's lock."""
+    caller's ``current_listing(s, pid)`` if it has it, read under the person's lock; ``queued``
+    likewise its ``queue_entries_of(s, pid)`` (the places in queues the listing ends)."""
     eff = effective_time(region.config.rules.takes_effect, now)
     if current is False:
         current = current_listing(s, pid)
@@ -249,7 +322,11 @@ def register_listing(region: Region, s: Session, pid: str, choice: ListingChoice
                   home_county=choice.home_county, valid_from=eff, valid_to=None,
                   registered_at=now, origin=origin)
     s.add(new)
-    s.execute(delete(QueueEntry).where(QueueEntry.person_id == pid))
+    if queued is None:
+        s.execute(delete(QueueEntry).where(QueueEntry.person_id == pid))
+    else:
+        for entry in queued:
+            s.delete(entry)
     s.flush()
     row_id: int | None = None
     if choice.home_county == region.county:
@@ -325,6 +402,67 @@ def undo_listing(region: Region, s: Session, listing_id: int, restore_id: int | 
     admit_from_queue(region, s, listing.unit_hsa_id, now)
     return True
 
+
+
+def reaffirm_listing(region: Region, s: Session, listing: Listing, home: str,
+                     personnel_hsa_id: str | None, type_code: str, type_system: str,
+                     now: datetime) -> int:
+    """A resident of another region chooses the unit they are listed at here again; returns
+    the id of the outbox row that asks the home region to confirm it.
+
+    Their home region may have listed them elsewhere since (its UpdateListing ending this
+    listing may still be on its way), so this is a choice like any other for the home region
+    — counted if it is a change there, refused when the limit is used up. The listing stays one
+    period (same row, same start); its registration time becomes now, which is what the home
+    region orders notifications by and what makes an older "listed elsewhere" stale here. What
+    it was before is kept in the row's ``on_refusal`` so a refusal puts it back."""
+    undo = {"listing_id": listing.id, "reaffirmed_at": now.isoformat(), "before": {
+        "registered_at": listing.registered_at.isoformat(),
+        "personnel_hsa_id": listing.personnel_hsa_id,
+        "type_code": listing.type_code, "type_system": listing.type_system}}
+    listing.registered_at = now
+    if personnel_hsa_id is not None:
+        listing.personnel_hsa_id = personnel_hsa_id
+    listing.type_code, listing.type_system = type_code, type_system
+    row = outbox.enqueue(s, region.county, home, outbox.Notification(
+        person_id=listing.person_id, new_county=region.county, home_county=home,
+        type_code=type_code, type_system=type_system, registered_at=now,
+        effective_at=effective_time(region.config.rules.takes_effect, now),
+        purpose="rechoice"), now, on_refusal=undo)
+    return row.id
+
+
+def undo_reaffirm(region: Region, s: Session, undo: dict, now: datetime, reason: str) -> bool:
+    """Take back a re-choice the home region refused (or that could not be confirmed): the
+    listing is as it was before — unless an older "listed elsewhere" was held off only by this
+    choice (``ends``, set by UpdateListing), in which case it ends as that notification said."""
+    listing = s.get(Listing, undo["listing_id"])
+    if listing is None:
+        return False
+    lock_person(s, listing.person_id, now)
+    s.refresh(listing)
+    if listing.valid_to is not None:
+        return False  # ended since, for its own reason
+    if listing.registered_at != datetime.fromisoformat(undo["reaffirmed_at"]):
+        return False  # chosen again since; that choice stands
+    before = undo["before"]
+    while True:  # back past earlier re-choices of this listing that were refused as well
+        earlier = next((row for row in s.execute(select(OutboxMessage).where(
+            OutboxMessage.person_id == listing.person_id,
+            OutboxMessage.purpose == "rechoice")).scalars()
+            if (row.on_refusal or {}).get("listing_id") == listing.id
+            and row.on_refusal.get("reaffirmed_at") == before["registered_at"]), None)
+        if earlier is None or earlier.status not in ("refused", "cancelled"):
+            break
+        before = earlier.on_refusal["before"]
+    listing.registered_at = datetime.fromisoformat(before["registered_at"])
+    listing.personnel_hsa_id = before["personnel_hsa_id"]
+    listing.type_code, listing.type_system = before["type_code"], before["type_system"]
+    if undo.get("ends"):
+        end_listing(listing, datetime.fromisoformat(undo["ends"]), "listed_elsewhere")
+        s.flush()
+        admit_from_queue(region, s, listing.unit_hsa_id, now)
+    return True
 
 
 def _replaced_by(s: Session, listing: Listing) -> Listing | None:

@@ -78,6 +78,7 @@ class Notification:
     registered_at: datetime
     effective_at: datetime
     purpose: str
+    ended_county: str | None = None  # a closure passed on by a former home region
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -107,6 +108,9 @@ def enqueue(s: Session, from_county: str, to_county: str, n: Notification, now: 
                         on_refusal=on_refusal)
     s.add(row)
     s.flush()
+    # held for the transaction (as listings.keep does): a caller that leases the row by id
+    # would otherwise read it again once the session's weak reference is gone
+    s.info.setdefault("listning.keep", []).append(row)
     return row
 
 
@@ -122,7 +126,8 @@ def build_request(row: OutboxMessage) -> Any:
                      if n.type_code and n.type_system else None),
     )
     req.any_ = ext.to_elements(ext.NotificationMeta(row.message_id, n.registered_at,
-                                                    n.effective_at, n.purpose))
+                                                    n.effective_at, n.purpose,
+                                                    n.ended_county))
     return req
 
 
@@ -200,8 +205,6 @@ def deliver(region: Region, row_id: int, now: datetime) -> Delivery:
 
 def _record(region: Region, row_id: int, now: datetime, response: Any,
             failure: Exception | None) -> Delivery:
-    from producers import listings  # listings enqueues through this module
-
     with region.db.transaction() as s:
         q = select(OutboxMessage).where(OutboxMessage.id == row_id)
         row = s.execute(q if region.db.is_sqlite else q.with_for_update()).scalar_one()
@@ -223,25 +226,32 @@ def _record(region: Region, row_id: int, now: datetime, response: Any,
         row.status = "refused"
         log.info("outbox %s refused by %s: %s", row.message_id, row.to_county, code)
         if row.on_refusal:
-            listings.undo_listing(region, s, row.on_refusal["listing_id"],
-                                  row.on_refusal.get("restore_listing_id"), now,
-                                  "refused_by_home")
+            take_back(region, s, row.on_refusal, now, "refused_by_home")
         return Delivery("refused", code, text)
 
 
 def cancel(region: Region, row_id: int, now: datetime) -> bool:
     """Withdraw a row that certainly was not delivered, taking its change back."""
-    from producers import listings
-
     with region.db.transaction() as s:
         row = s.get(OutboxMessage, row_id)
         if row is None or row.status != "pending":
             return False
         row.status, row.finished_at = "cancelled", now
         if row.on_refusal:
-            listings.undo_listing(region, s, row.on_refusal["listing_id"],
-                                  row.on_refusal.get("restore_listing_id"), now, "cancelled")
+            take_back(region, s, row.on_refusal, now, "cancelled")
         return True
+
+
+def take_back(region: Region, s: Session, undo: dict[str, Any], now: datetime,
+              reason: str) -> None:
+    """Undo the change a refused or cancelled row reported (its ``on_refusal``)."""
+    from producers import listings  # listings enqueues through this module
+
+    if "reaffirmed_at" in undo:  # a re-choice of the listing the resident has here
+        listings.undo_reaffirm(region, s, undo, now, reason)
+    else:
+        listings.undo_listing(region, s, undo["listing_id"], undo.get("restore_listing_id"),
+                              now, reason)
 
 
 def run_due(region: Region, now: datetime | None = None, limit: int = 100) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """``listning region serve``: run one region's listing system as a producer over HTTPS.
 
-    listning region serve --config producers/regions/08.toml --data-dir DIR \\
+    listning region serve --config producers/regions/08.toml [--data-dir DIR] \\
         --host 127.0.0.1 --port 8443 --cert C --key K --ca CA \\
         --platform-url https://vp:8443 --platform-hsa-id SE5565594230-NTJP \\
         [--population-url URL] [--db URL]
@@ -13,7 +13,11 @@ with the region's own certificate, producers.sender) and, with ``--population-ur
 that reads the population register's change feed. When every part runs it prints
 ``region <county> listening on <URL>``. SIGINT/SIGTERM: stop listening, let running requests
 finish their transaction, let each worker finish its current pass, then exit 0.
-``--db`` defaults to a SQLite file in the data directory; PostgreSQL by URL.
+``--processes N`` (PostgreSQL only): N such processes share the port, to use N cores; the
+workers run in one of them (producers.prefork).
+The database: ``--db URL``, else the configuration's ``database_url``, else the SQLite file
+``region-NN.sqlite`` in ``--data-dir``, else in the configuration's ``data_dir``
+(``producers.config.resolve_database_url``); PostgreSQL by URL.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import argparse
 import asyncio
 import gc
 import logging
-import signal
 import ssl
 import sys
 import threading
@@ -30,11 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from producers.config import ConfigError, default_database_url, load_config
+from listning.runtime import stop_event
+from producers.config import ConfigError, load_config, resolve_database_url
 
 if TYPE_CHECKING:
     from producers.population.api import PopulationClient
     from producers.population_feed import ChangeFeed
+    from producers.prefork import PreforkChild
     from producers.region import Region
 
 # The serving stack (spyne, the compiled models, SQLAlchemy) is imported in ``serve``: every
@@ -54,9 +59,12 @@ def register_serve(region_subparsers: argparse._SubParsersAction) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="the region's TOML file")
-    p.add_argument("--data-dir", required=True, type=Path,
-                   help="where the region keeps its files (the SQLite database by default)")
-    p.add_argument("--db", metavar="URL", help="database URL (default: SQLite in --data-dir)")
+    p.add_argument("--data-dir", type=Path,
+                   help="where the region keeps its SQLite database when neither --db nor the "
+                   "configuration's database_url names one (default: the configuration's "
+                   "data_dir)")
+    p.add_argument("--db", metavar="URL", help="database URL (default: the configuration's "
+                   "database_url, else SQLite in the data directory)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8443, help="0 picks a free port (printed)")
     p.add_argument("--cert", required=True, type=Path,
@@ -75,6 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "feed and look persons up")
     p.add_argument("--threads", type=int, default=8,
                    help="requests handled at once (each holds one database transaction)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="serve from N processes sharing the port, to use N cores (PostgreSQL "
+                   "only; the outbox and feed workers run in one of them; producers.prefork)")
     p.add_argument("--max-body", type=int, default=15 * 1024 * 1024, metavar="BYTES")
     p.add_argument("--send-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="how long an UpdateListing through the platform may take")
@@ -154,7 +165,9 @@ class StartupError(Exception):
     """The region cannot start: a bad option, file, certificate or a busy port."""
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, prefork: PreforkChild | None = None) -> int:
+    """Serve until SIGINT/SIGTERM. ``prefork``: this is one of ``--processes`` N processes
+    (producers.prefork), serving on the socket the parent bound."""
     from producers import outbox
     from producers.population.api import PopulationClient
     from producers.region import Region
@@ -169,8 +182,9 @@ async def serve(args: argparse.Namespace) -> int:
             raise StartupError(f"--{option} {path}: no such file")
     try:
         config = load_config(args.config)
-        url = args.db or default_database_url(config.county, args.data_dir)
-        args.data_dir.mkdir(parents=True, exist_ok=True)
+        url = resolve_database_url(config, args.db, args.data_dir)
+        if args.data_dir is not None:
+            args.data_dir.mkdir(parents=True, exist_ok=True)
         tls = tls_context(args.cert, args.key, args.ca)
         sender = PlatformSender(args.platform_url, cert=args.cert, key=args.key, ca=args.ca,
                                 timeout=args.send_timeout)
@@ -182,24 +196,27 @@ async def serve(args: argparse.Namespace) -> int:
         population = PopulationOverHttp(PopulationClient(
             args.population_url, cert=args.cert if https else None,
             key=args.key if https else None, ca=args.ca if https else None))
-    region = Region(config, open_database(url), sender=sender, population=population)
-    outbox.release_orphaned_leases(region)  # deliveries a killed predecessor left half done
+    # (several processes: the parent has migrated the database; the workers run in one)
+    region = Region(config, open_database(url, upgrade=prefork is None), sender=sender,
+                    population=population)
+    with_workers = prefork is None or prefork.runs_workers
+    if with_workers:
+        outbox.release_orphaned_leases(region)  # deliveries a killed predecessor left half done
     app = ProducerApp(wsgi_application(region, max_bytes=args.max_body),
                       platform_hsa_ids=args.platform_hsa_id, public_url=args.public_url or "",
                       max_body=args.max_body, threads=args.threads)
-    server = ProducerServer(app, host=args.host, port=args.port, ssl_context=tls)
-    workers = [Worker("outbox", args.outbox_interval, outbox_step(region))]
-    if population is not None:
+    server = ProducerServer(app, host=args.host, port=args.port, ssl_context=tls,
+                            sock=prefork.sock if prefork is not None else None)
+    workers = [Worker("outbox", args.outbox_interval, outbox_step(region))] if with_workers \
+        else []
+    if population is not None and with_workers:
         workers.append(Worker("population-feed", args.feed_interval,
                               feed_step(region, population)))
     # Everything loaded so far lives as long as the process: keep the collector off it
     # (the compiled models and SQLAlchemy make full collections slow).
     gc.freeze()
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_event()
     try:
         await server.start_async()
     except OSError as exc:  # the port is taken, the address is not ours
@@ -209,7 +226,10 @@ async def serve(args: argparse.Namespace) -> int:
             w.start()
         log.info("%s (county %s) serving %s; database %s", config.name, config.county,
                  server.url, "SQLite" if region.db.is_sqlite else "PostgreSQL")
-        print(f"region {config.county} listening on {server.url}", flush=True)
+        if prefork is None:
+            print(f"region {config.county} listening on {server.url}", flush=True)
+        else:
+            prefork.ready()  # the parent says "listening" once every process serves
         await stopping.wait()
         log.info("stopping: finishing running requests and worker passes")
     finally:
@@ -222,6 +242,9 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if args.processes != 1:
+        from producers.prefork import serve_processes
+        return serve_processes(args)
     try:
         return asyncio.run(serve(args))
     except StartupError as exc:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -231,8 +232,11 @@ class ProducerServer:
     """
 
     def __init__(self, app: ProducerApp, *, host: str, port: int,
-                 ssl_context: ssl.SSLContext) -> None:
+                 ssl_context: ssl.SSLContext, sock: socket.socket | None = None) -> None:
+        """``sock``: a bound socket to serve on instead of binding ``host:port`` (several
+        processes sharing one listening socket: producers.prefork)."""
         self.app, self.host, self.port, self.ssl_context = app, host, port, ssl_context
+        self.sock = sock
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -242,8 +246,14 @@ class ProducerServer:
         self._runner = web.AppRunner(self.app.application(), access_log=None,
                                      shutdown_timeout=30)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context,
-                          backlog=256).start()
+        site: web.BaseSite
+        if self.sock is not None:
+            site = web.SockSite(self._runner, self.sock, ssl_context=self.ssl_context,
+                                backlog=256)
+        else:
+            site = web.TCPSite(self._runner, self.host, self.port,
+                               ssl_context=self.ssl_context, backlog=256)
+        await site.start()
         self.port = self._runner.addresses[0][1]
         self.url = f"https://{self.host}:{self.port}"
         if not self.app.public_url:

@@ -63,6 +63,10 @@ TEXTS: dict[str, str] = {
     "home_refused": "Din hemregion godkände inte bytet. Du är kvar på din tidigare vårdcentral.",
     "stale_ignored": "Uppgiften är äldre än den listning regionen redan känner till och har "
                      "inte ändrat något.",
+    "moved_away": "Personen är inte längre folkbokförd i {region}; uppgiften har skickats "
+                  "vidare till den nya hemregionen.",
+    "not_home_any_more": "Personen är inte längre folkbokförd i {region}; uppgiften har inte "
+                         "ändrat något här.",
     "not_for_this_region": "Meddelandet gäller inte en person som är folkbokförd eller listad i "
                            "{region}.",
 }

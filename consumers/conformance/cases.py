@@ -41,10 +41,17 @@ LIMITED = "CreateListing: a change over the 12-month limit -> " + LIMIT
 
 # --- helpers -------------------------------------------------------------------------------------
 
-def _get_listing(s: Suite, p: TestPerson, what: str) -> list:
-    payload = s.call("GetListing", actor=s.citizen(p), personId=s.person(p))
+def _get_listing(s: Suite, p: TestPerson, what: str, actor: object = None) -> list:
+    """GetListing for ``p``, asked by ``p`` (or ``actor``): its listings, or CaseFailed."""
+    payload = s.call("GetListing", actor=s.citizen(p) if actor is None else actor,
+                     personId=s.person(p))
     expect_done(payload, what)
     return listings(payload)
+
+
+def _listed_at(s: Suite, p: TestPerson, unit: str, what: str) -> list:
+    """``p``'s listings at ``unit`` (GetListing)."""
+    return [x for x in _get_listing(s, p, what) if x.unit == unit.upper()]
 
 
 def _get_counties(s: Suite, p: TestPerson, what: str) -> list[str]:
@@ -53,7 +60,9 @@ def _get_counties(s: Suite, p: TestPerson, what: str) -> list[str]:
     return counties_of(payload)
 
 
-def _create(s: Suite, p: TestPerson, unit: str, *, add_to_queue: bool | None = None) -> tuple:
+def _create_payload(s: Suite, p: TestPerson, unit: str, add_to_queue: bool | None = None):
+    """CreateListing by ``p`` for a PV listing at ``unit`` (homeCounty and newListingCounty
+    when ``p`` lives in another county): the response payload."""
     fields = {"actor": s.citizen(p), "personId": s.person(p), "healthcareFacilityHSAId": unit,
               "listingType": s.pv()}
     if add_to_queue is not None:
@@ -61,12 +70,33 @@ def _create(s: Suite, p: TestPerson, unit: str, *, add_to_queue: bool | None = N
     if p.county != s.data.county:
         fields["homeCounty"] = s.county(p.county)
         fields["newListingCounty"] = s.county(s.data.county)
-    return result_of(s.call("CreateListing", **fields))
+    return s.call("CreateListing", **fields)
+
+
+def _create(s: Suite, p: TestPerson, unit: str, *, add_to_queue: bool | None = None) -> tuple:
+    """CreateListing (``_create_payload``): (resultCode, resultText)."""
+    return result_of(_create_payload(s, p, unit, add_to_queue))
+
+
+def _create_checked(s: Suite, p: TestPerson, unit: str, codes: tuple[str, ...], what: str,
+                    add_to_queue: bool | None = None) -> tuple:
+    """CreateListing (``_create_payload``) that must answer one of ``codes``: (code, payload)."""
+    payload = _create_payload(s, p, unit, add_to_queue)
+    return expect_code(payload, codes, what), payload
 
 
 def _update(s: Suite, p: TestPerson, new: str, home: str) -> tuple:
     return result_of(s.call("UpdateListing", personId=s.person(p),
                             newListingCounty=s.county(new), homeCounty=s.county(home)))
+
+
+def _accepted(result: tuple, what: str, expected: str = "") -> str:
+    """The resultCode of ``result`` when it is OK or INFO, else CaseFailed
+    "<what>: resultCode <code> (<text>)<expected>"."""
+    code, text = result
+    if code not in ("OK", "INFO"):
+        raise CaseFailed(f"{what}: resultCode {code} ({text or 'no text'}){expected}")
+    return code
 
 
 def _units_of(found: list) -> set[str]:
@@ -196,10 +226,7 @@ def county_not_home(s: Suite) -> str:
 @case("GetListing", "GetListing: a person never listed here -> no listings")
 def never_listed(s: Suite) -> str:
     s.need("unlisted")
-    u = s.data.unlisted
-    payload = s.call("GetListing", actor=s.region_actor(), personId=s.person(u))
-    expect_done(payload, "GetListing")
-    found = listings(payload)
+    found = _get_listing(s, s.data.unlisted, "GetListing", actor=s.region_actor())
     if found:
         raise CaseFailed(f"listings for a person never listed here: {sorted(_units_of(found))} "
                          "(another person's data?)")
@@ -236,26 +263,11 @@ def unknown_unit(s: Suite) -> str:
     return code
 
 
-def _create_checked(s: Suite, p: TestPerson, unit: str, codes: tuple[str, ...], what: str,
-                    add_to_queue: bool | None = None) -> tuple:
-    fields = {"actor": s.citizen(p), "personId": s.person(p), "healthcareFacilityHSAId": unit,
-              "listingType": s.pv()}
-    if add_to_queue is not None:
-        fields["addToQueue"] = add_to_queue
-    if p.county != s.data.county:
-        fields["homeCounty"] = s.county(p.county)
-        fields["newListingCounty"] = s.county(s.data.county)
-    payload = s.call("CreateListing", **fields)
-    return expect_code(payload, codes, what), payload
-
-
 @case("CreateListing", CREATED, needs=("GetListing: the test resident starts with no listing "
                                        "(precondition)",))
 def create(s: Suite) -> str:
     unit = s.data.with_room[0]
-    code, text = _create(s, s.data.resident, unit)
-    if code not in ("OK", "INFO"):
-        raise CaseFailed(f"CreateListing at {unit}: resultCode {code} ({text or 'no text'})")
+    code = _accepted(_create(s, s.data.resident, unit), f"CreateListing at {unit}")
     s.state["resident_unit"] = unit
     return code
 
@@ -288,11 +300,9 @@ def consistency(s: Suite) -> str:
       needs=(CREATED,))
 def rechoose(s: Suite) -> str:
     r, unit = s.data.resident, s.state["resident_unit"]
-    before = [x for x in _get_listing(s, r, "GetListing") if x.unit == unit.upper()]
-    code, text = _create(s, r, unit)
-    if code not in ("OK", "INFO"):
-        raise CaseFailed(f"re-choosing the current unit: resultCode {code} ({text or 'no text'})")
-    after = [x for x in _get_listing(s, r, "GetListing") if x.unit == unit.upper()]
+    before = _listed_at(s, r, unit, "GetListing")
+    code = _accepted(_create(s, r, unit), "re-choosing the current unit")
+    after = _listed_at(s, r, unit, "GetListing")
     if not after:
         raise CaseFailed("after re-choosing the current unit the listing is gone")
     if before and before[0].remaining_changes is not None \
@@ -307,10 +317,8 @@ def rechoose(s: Suite) -> str:
 @case("UpdateListing", ELSEWHERE, needs=(CREATED,))
 def update_elsewhere(s: Suite) -> str:
     r, other = s.data.resident, s.other_county()
-    code, text = _update(s, r, other, s.data.county)
-    if code not in ("OK", "INFO"):
-        raise CaseFailed(f"UpdateListing new={other} home={s.data.county}: resultCode {code} "
-                         f"({text or 'no text'})")
+    _accepted(_update(s, r, other, s.data.county),
+              f"UpdateListing new={other} home={s.data.county}")
     counties = _get_counties(s, r, "GetListingCounty after UpdateListing")
     if counties != [other]:
         raise CaseFailed(f"after UpdateListing new={other}, GetListingCounty answers "
@@ -323,9 +331,7 @@ def update_elsewhere(s: Suite) -> str:
       needs=(ELSEWHERE,))
 def update_takeback(s: Suite) -> str:
     r, other = s.data.resident, s.other_county()
-    code, text = _update(s, r, s.data.county, s.data.county)
-    if code not in ("OK", "INFO"):
-        raise CaseFailed(f"UpdateListing new=home: resultCode {code} ({text or 'no text'})")
+    _accepted(_update(s, r, s.data.county, s.data.county), "UpdateListing new=home")
     counties = _get_counties(s, r, "GetListingCounty after the home region took back")
     if other in counties:
         raise CaseFailed(f"the home region still names county {other} after taking the "
@@ -395,10 +401,8 @@ def update_over_limit(s: Suite) -> str:
 def cross_region(s: Suite) -> str:
     s.need("other_resident", "with_room")
     o, unit = s.data.other_resident, s.data.with_room[0]
-    code, text = _create(s, o, unit)
-    if code not in ("OK", "INFO"):
-        raise CaseFailed(f"CreateListing at {unit} for a resident of {o.county} (homeCounty "
-                         f"given): resultCode {code} ({text or 'no text'})")
+    code = _accepted(_create(s, o, unit),
+                     f"CreateListing at {unit} for a resident of {o.county} (homeCounty given)")
     found = _get_listing(s, o, "GetListing after a cross-region CreateListing")
     if unit.upper() not in _units_of(found):
         raise CaseFailed(f"GetListing at the listing region does not show the listing at {unit}")
@@ -415,12 +419,9 @@ def cross_region(s: Suite) -> str:
 def update_listing_region(s: Suite) -> str:
     o, unit = s.data.other_resident, s.data.with_room[0]
     third = next(c for c in ("03", "12", "14", "01", "08") if c not in (s.data.county, o.county))
-    code, text = _update(s, o, third, o.county)
-    if code not in ("OK", "INFO"):
-        raise CaseFailed(f"UpdateListing new={third} home={o.county} at the region holding the "
-                         f"listing: resultCode {code} ({text or 'no text'})")
-    found = [x for x in _get_listing(s, o, "GetListing after UpdateListing")
-             if x.unit == unit.upper()]
+    _accepted(_update(s, o, third, o.county),
+              f"UpdateListing new={third} home={o.county} at the region holding the listing")
+    found = _listed_at(s, o, unit, "GetListing after UpdateListing")
     if found and not found[0].valid_to:
         raise CaseFailed(f"the listing at {unit} is still shown, with no validToDate, after the "
                          f"home region reported the resident listed in {third}")
@@ -499,12 +500,9 @@ def cap_queue(s: Suite) -> str:
         code, _ = _create_checked(s, o, cap.unit, (CAP,), f"addToQueue at {cap.unit} (no queue)",
                                   add_to_queue=True)
         return f"no queue: {code}"
-    code, text = _create(s, o, cap.unit, add_to_queue=True)
-    if code not in ("OK", "INFO"):
-        raise CaseFailed(f"addToQueue=true at a full unit that queues: resultCode {code} "
-                         f"({text or 'no text'}); expected OK (queued)")
-    found = [x for x in _get_listing(s, o, "GetListing after queueing") if x.unit ==
-             cap.unit.upper()]
+    _accepted(_create(s, o, cap.unit, add_to_queue=True),
+              "addToQueue=true at a full unit that queues", "; expected OK (queued)")
+    found = _listed_at(s, o, cap.unit, "GetListing after queueing")
     if not found or not found[0].in_queue:
         raise CaseFailed(f"GetListing does not show the resident in the queue at {cap.unit}")
     s.state.setdefault("other_units", set()).add(cap.unit.upper())
@@ -519,11 +517,10 @@ def no_leak(s: Suite) -> str:
     if not persons:
         raise CaseSkipped("the test data names no persons")
     if s.data.unlisted is not None:
-        payload = s.call("GetListing", actor=s.region_actor(), personId=s.person(s.data.unlisted))
-        expect_done(payload, "GetListing")
-        if listings(payload):
+        found = _get_listing(s, s.data.unlisted, "GetListing", actor=s.region_actor())
+        if found:
             raise CaseFailed("GetListing for a person never listed here shows listings "
-                             f"{sorted(_units_of(listings(payload)))} (another person's?)")
+                             f"{sorted(_units_of(found))} (another person's?)")
     o = s.data.other_resident
     if o is not None and s.state.get("other_units"):
         shown = _units_of(_get_listing(s, o, "GetListing"))

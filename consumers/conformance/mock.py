@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import ssl
 import sys
 from functools import cache
@@ -27,6 +26,7 @@ from interactions.contracts import REGISTRY_NS, SOAP11_ENV, Contract, producer_c
 from interactions.models import message_class, to_element
 from interactions.validation import EnvelopeError, read_envelope, validate_element
 from interactions.xmlload import XmlInputError, parse_bytes
+from listning.runtime import serve_until_stopped
 
 EXAMPLES = INTERACTIONS_DIR / "examples"
 # Example file tried first for each resultCode (fallback: built with the models).
@@ -194,14 +194,7 @@ async def _serve(args: argparse.Namespace) -> int:
     url = f"{'https' if tls else 'http'}://{args.host}:{port}"
     mock.public_url = url
     print(f"mock producer for county {args.county} listening on {url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_stopped(runner.cleanup)
     return 0
 
 

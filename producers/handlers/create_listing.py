@@ -1,12 +1,14 @@
 """CreateListing: a resident (or a guardian) chooses one of this region's units.
 
 For a resident of another region the listing is registered together with an UpdateListing
-for the home region in the outbox, and that notification is delivered while the request is
-being handled, so the home region's answer (ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED in
-particular) reaches the resident. If the home region cannot be reached the region follows
-``rules.home_unreachable``: ``refuse`` takes the listing back and answers "försök igen senare"
-(only when the notification certainly was not delivered), ``outbox`` keeps the listing and
-leaves the notification to the worker.
+for the home region in the outbox — also when they choose the unit they are listed at here
+again (the home region may have listed them elsewhere since: ``listings.reaffirm_listing``)
+— and that notification is delivered while the request is being handled, so the home
+region's answer (ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED in particular) reaches the resident.
+If the home region cannot be reached the region follows ``rules.home_unreachable``:
+``refuse`` takes the listing back and answers "försök igen senare" (only when the
+notification certainly was not delivered), ``outbox`` keeps the listing and leaves the
+notification to the worker.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class _Pending:
 
     outbox_id: int
     listing: Listing
+    confirmed: str | None = None  # the answer once the home region agrees (default: listed)
 
 
 def handle(region: Region, req: Any, ctx: CallContext) -> Any:
@@ -98,8 +101,8 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
     check_guardian_consent(region, s, req.actor, pid, unit.hsa_id, ctx)
 
     # Choices that are not a change of unit: no change consumed, no one else told.
-    queued = next((q for q in listings.queue_entries_of(s, pid)
-                   if q.unit_hsa_id == unit.hsa_id), None)
+    entries = listings.queue_entries_of(s, pid)
+    queued = next((q for q in entries if q.unit_hsa_id == unit.hsa_id), None)
     if queued is not None:
         position = listings.queue_position(s, queued)
         if req.addToQueue is False:
@@ -107,6 +110,16 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
             return response(CONTRACT, "OK", text("left_queue", unit=unit.name))
         return response(CONTRACT, "OK", text("already_queued", unit=unit.name, position=position))
     current = listings.current_listing(s, pid)
+    if current is not None and current.unit_hsa_id == unit.hsa_id and home != cfg.county:
+        # Listed here already, as far as we know: but the home region may have listed the
+        # resident elsewhere since, its UpdateListing ending this listing still on its way.
+        # Only the home region can tell, so it confirms this choice like any other.
+        changed_doctor = personnel is not None and personnel != current.personnel_hsa_id
+        outbox_id = listings.reaffirm_listing(region, s, current, home, personnel, ltype.code,
+                                              ltype.code_system, now)
+        outbox.lease(s, outbox_id, now)
+        return _Pending(outbox_id, current, text(
+            "doctor_changed" if changed_doctor else "unchanged", unit=unit.name))
     if current is not None and current.unit_hsa_id == unit.hsa_id:
         changed_doctor = personnel is not None and personnel != current.personnel_hsa_id
         if personnel is not None:
@@ -124,7 +137,8 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
             next_date=listings.next_change_date(region, s, pid, now)))
 
     listings.lock_unit(s, unit.hsa_id)
-    if listings.occupied(s, unit.hsa_id) >= unit.cap or listings.has_queue(s, unit.hsa_id):
+    taken, has_queue = listings.occupancy(s, unit.hsa_id)
+    if taken >= unit.cap or has_queue:
         if not (unit.queue_allowed and cfg.rules.queue_at_cap):
             raise Refusal("ERROR_MAXIMUM_CITIZEN_REACHED_ON_CAREUNIT", text("unit_full_no_queue"))
         if not req.addToQueue:
@@ -140,9 +154,10 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
     if is_change:
         listings.record_change(s, pid, now, cfg.county)
     choice = listings.ListingChoice(unit, ltype.code, ltype.code_system, personnel, home)
-    # ``current`` was read under the person's lock and nothing since has changed it
+    # ``current`` and ``entries`` were read under the person's lock and nothing since has
+    # changed them
     new, outbox_id = listings.register_listing(region, s, pid, choice, now, origin="choice",
-                                               current=current)
+                                               current=current, queued=entries)
     if outbox_id is None:
         return response(CONTRACT, "OK", text("listed", unit=unit.name,
                                              date=new.valid_from.date().isoformat()))
@@ -167,7 +182,7 @@ def _home_verdict(region: Region, pending: _Pending, ctx: CallContext) -> Any:
     if delivery.outcome == "delivered":
         if delivery.result_code == "INFO":
             return response(CONTRACT, "INFO", delivery.result_text)
-        return response(CONTRACT, "OK", text("listed", unit=unit, date=day))
+        return response(CONTRACT, "OK", pending.confirmed or text("listed", unit=unit, date=day))
     if delivery.outcome == "refused":
         code = delivery.result_code or "ERROR"
         message = delivery.result_text or text(

@@ -24,7 +24,14 @@ from producers import ext, listings, outbox
 from producers.context import CallContext
 from producers.handlers.common import county_code, peek_person_id, person_id, response, run
 from producers.storage import history
-from producers.storage.models import HomeRecord, Listing, QueueEntry, ReceivedMessage
+from producers.storage.models import (
+    HomeRecord,
+    Listing,
+    OutboxMessage,
+    Person,
+    QueueEntry,
+    ReceivedMessage,
+)
 from producers.texts import text
 
 if TYPE_CHECKING:
@@ -62,7 +69,12 @@ def _apply(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
     # Fallback for peers that send no time stamps: the notification is as new as its arrival.
     event_at = meta.registered_at or ctx.now
     effective_at = meta.effective_at or event_at
-    if home == region.county:
+    moved_to = _moved_away_to(region, s, pid, ctx.now) if home == region.county else None
+    if moved_to is not None:
+        code, message = _for_a_former_resident(region, s, pid, new, moved_to, event_at,
+                                               effective_at, ctx, getattr(lt, "code", None),
+                                               getattr(lt, "codeSystem", None))
+    elif home == region.county:
         code, message = _at_home(region, s, pid, new, event_at, effective_at, meta, ctx,
                                  getattr(lt, "code", None), getattr(lt, "codeSystem", None))
     else:
@@ -74,29 +86,107 @@ def _apply(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
     return response(CONTRACT, code, message)
 
 
+def _moved_away_to(region: Region, s: Session, pid: str, at: datetime) -> str | None:
+    """The county a resident of ours lives in now, if they moved away while a notification
+    naming us as home was on its way; None while they are ours (or we cannot tell).
+
+    A hint from our own state — a listing at our units billed to another region (registered
+    with the home county the resident had then, newer than a feed not yet read), or the
+    population feed — is checked with the register, which may be ahead of our feed (the
+    resident may have moved back here)."""
+    me = region.county
+    own = listings.current_listing(s, pid)
+    person = listings.keep(s, s.get(Person, pid))
+    hint = (own.home_county if own is not None and own.home_county != me
+            else person.home_county if person is not None and person.home_county
+            and person.home_county != me else None)
+    if hint is None:
+        return None
+    # Our feed may lag behind a move back here: the register has the last word.
+    lives_in = region.registered_home_county(pid)
+    if lives_in == me:
+        from producers import flows
+
+        flows.resident_again(region, s, listings.lock_person(s, pid, at), at)
+        return None
+    return lives_in or hint
+
+
+def _for_a_former_resident(region: Region, s: Session, pid: str, new: str, moved_to: str,
+                           event_at: datetime, effective_at: datetime, ctx: CallContext,
+                           type_code: str | None, type_system: str | None,
+                           ) -> tuple[str, str | None]:
+    """A notification that names us as home reached us after the resident moved away: we
+    are not the home region any more, so we neither record it nor count it. A listing at our
+    units is treated as any listing region treats it, and the news goes on to the new home
+    region as a hand-over (its record, never counted or refused there)."""
+    me = region.county
+    if new == me:
+        # "Back to the home region": the listing in the caller's county ended. The new home
+        # region may have that listing on record (from a hand-over): pass the end on, naming
+        # the county whose listing it was.
+        ended = ids.county_of_hsa_id(ctx.caller_hsa_id or "")
+        if ended is None or ended == moved_to:
+            return "OK", text("not_home_any_more", region=region.config.name)
+        outbox.enqueue(s, me, moved_to, outbox.Notification(
+            person_id=pid, new_county=moved_to, home_county=moved_to, type_code=None,
+            type_system=None, registered_at=event_at, effective_at=effective_at,
+            purpose="closure", ended_county=ended), ctx.now)
+        return "OK", text("moved_away", region=region.config.name)
+    _at_listing_region(region, s, pid, new, moved_to, event_at, effective_at, ctx)
+    if moved_to != new:  # the listing region is the new home: it knows already
+        outbox.enqueue(s, me, moved_to, outbox.Notification(
+            person_id=pid, new_county=new, home_county=moved_to, type_code=type_code,
+            type_system=type_system, registered_at=event_at, effective_at=effective_at,
+            purpose="handover"), ctx.now)
+    return "OK", text("moved_away", region=region.config.name)
+
+
 def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
              effective_at: datetime, meta: ext.NotificationMeta, ctx: CallContext,
              type_code: str | None, type_system: str | None) -> tuple[str, str | None]:
     me = region.county
     record = s.get(HomeRecord, pid)
     own = listings.current_listing(s, pid)
+    person = listings.keep(s, s.get(Person, pid))
+    # Older than news that left the resident listed nowhere here (a closure, the end of a
+    # listing elsewhere): stale, whatever was recorded since.
+    before_removal = (person is not None and person.home_event_at is not None
+                      and event_at < person.home_event_at)
     # A hand-over after a move reports the resident's own choice: it beats a passive listing
-    # made here meanwhile, however old it is.
+    # made here meanwhile, however old it is — unless it is older than such news.
     beats_passive = (meta.purpose == "handover" and own is not None and own.origin == "passive"
-                     and record is not None and record.listing_county == me)
-    if record is not None and event_at < record.event_at and not beats_passive:
+                     and record is not None and record.listing_county == me
+                     and not before_removal)
+    # What we know: the record, or a listing at our own units (which has no record when the
+    # resident moved here while listed with us, and the hand-over has not arrived yet).
+    known_at = max([t for t in (record.event_at if record is not None else None,
+                                own.registered_at if own is not None else None)
+                    if t is not None], default=None)
+    if before_removal and known_at is None:
+        # Listed nowhere since that news: a region still holding the listing ends it.
+        if new != me:
+            outbox.enqueue(s, me, new, outbox.Notification(
+                person_id=pid, new_county=me, home_county=me, type_code=None,
+                type_system=None, registered_at=person.home_event_at,
+                effective_at=person.home_event_at, purpose="forward"), ctx.now)
+        return "OK", text("stale_ignored")
+    if known_at is not None and (event_at < known_at or before_removal) and not beats_passive:
         # Stale: we already hold a newer listing. The region it names may still list the
         # resident, so tell it where the resident is listed now (it ends its listing).
-        if new not in (me, record.listing_county):
+        where = record.listing_county if record is not None else me
+        if new not in (me, where):
             outbox.enqueue(s, me, new, outbox.Notification(
-                person_id=pid, new_county=record.listing_county, home_county=me,
-                type_code=record.type_code, type_system=record.type_system,
-                registered_at=record.event_at, effective_at=record.effective_at,
+                person_id=pid, new_county=where, home_county=me,
+                type_code=record.type_code if record is not None else own.type_code,
+                type_system=record.type_system if record is not None else own.type_system,
+                registered_at=known_at,
+                effective_at=record.effective_at if record is not None else own.valid_from,
                 purpose="forward"), ctx.now)
         return "OK", text("stale_ignored")
     if new == me:
         # Responsibility comes back (the listing elsewhere ended without a new choice).
-        sender = ids.county_of_hsa_id(ctx.caller_hsa_id or "")
+        sender = meta.ended_county or ids.county_of_hsa_id(ctx.caller_hsa_id or "")
         if record is not None and sender is not None and record.listing_county not in (me,
                                                                                          sender):
             return "OK", text("stale_ignored")  # about a listing we no longer hold as current
@@ -104,6 +194,8 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
             if record is not None:
                 history.home_record_ends(s, pid, effective_at, "returned")
                 s.delete(record)  # listed nowhere until the resident (or passive listing) chooses
+            if person is not None:
+                person.home_event_at = max(event_at, person.home_event_at or event_at)
             from producers import flows
 
             flows.passive_listing_if_due(region, s, pid, ctx.now, ignore_grace=True)
@@ -112,8 +204,13 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                                      own.type_code, own.type_system)
         return "OK", None
     # The resident is listed in region `new` now.
-    counts = meta.purpose == "change" or (meta.purpose is None and (record is not None
-                                                                     or own is not None))
+    if meta.purpose == "rechoice" and own is None and record is not None \
+            and record.listing_county == new:
+        # Chosen again where we already have them: no change; older news is stale from now on.
+        record.event_at = max(record.event_at, event_at)
+        return "OK", None
+    counts = meta.purpose in ("change", "rechoice") or (
+        meta.purpose is None and (record is not None or own is not None))
     if counts and (record is not None or own is not None):
         if listings.limit_reached(region, s, pid, ctx.now):
             return "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED", text(
@@ -123,6 +220,7 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
     if own is not None:
         listings.end_listing(own, effective_at, "listed_elsewhere")
     s.execute(delete(QueueEntry).where(QueueEntry.person_id == pid))
+    _withdraw_superseded(region, s, pid, new, ctx.now)
     before = listings.set_home_record(s, pid, new, ctx.now, effective_at, event_at,
                                       type_code, type_system)
     if before is not None and before not in (me, new):
@@ -136,6 +234,23 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
     return "OK", None
 
 
+def _withdraw_superseded(region: Region, s: Session, pid: str, new: str,
+                         now: datetime) -> None:
+    """The resident is listed in ``new`` now: our notices still waiting to tell ``new`` that
+    the resident is listed somewhere else are out of date — withdraw them. (The stale rule
+    would make most of them harmless, but not one sent in the same second as this choice.)
+    A notice already on its way cannot be withdrawn; the stale rule is all there is then."""
+    rows = s.execute(select(OutboxMessage.id).where(
+        OutboxMessage.person_id == pid, OutboxMessage.to_county == new,
+        OutboxMessage.status == "pending", OutboxMessage.purpose == "forward",
+        OutboxMessage.lease_until.is_(None))).scalars()
+    for row_id in list(rows):
+        row = s.get(OutboxMessage, row_id)
+        if row is not None and row.payload.get("new_county") != new:
+            row.status, row.finished_at = "cancelled", now
+            row.last_error = "withdrawn: the resident chose this region again"
+
+
 def _at_listing_region(region: Region, s: Session, pid: str, new: str, home: str,
                        event_at: datetime, effective_at: datetime,
                        ctx: CallContext) -> tuple[str, str | None]:
@@ -145,6 +260,11 @@ def _at_listing_region(region: Region, s: Session, pid: str, new: str, home: str
         # Hand-over after a move: the listing here is now paid for by the new home region.
         if own is None and not queued:
             return "OK", text("not_for_this_region", region=region.config.name)
+        person = listings.keep(s, s.get(Person, pid))
+        if person is not None and person.home_county and person.home_county != home:
+            # The feed has told us of a later move (the resident may even live here now):
+            # the feed set the payer, an older hand-over must not undo it.
+            return "OK", text("stale_ignored")
         for item in ([own] if own else []) + queued:
             history.change_payer(s, item, home, ctx.now)
         return "OK", None
@@ -155,6 +275,14 @@ def _at_listing_region(region: Region, s: Session, pid: str, new: str, home: str
                 Listing.person_id == pid, Listing.end_reason == "changed",
                 Listing.registered_at <= event_at)).scalars():
             old.end_reason = "listed_elsewhere"
+        # Likewise if that choice was of this very listing (a re-choice): a refusal puts the
+        # listing back as it was, and then this notification ends it.
+        for row in s.execute(select(OutboxMessage).where(
+                OutboxMessage.person_id == pid, OutboxMessage.purpose == "rechoice",
+                OutboxMessage.status == "pending")).scalars():
+            undo = row.on_refusal or {}
+            if undo.get("listing_id") == own.id and not undo.get("ends"):
+                row.on_refusal = {**undo, "ends": effective_at.isoformat()}
         return "OK", text("stale_ignored")
     for q in queued:
         if q.queued_at <= event_at:

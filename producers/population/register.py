@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import AddConstraint, CreateIndex
 
@@ -36,6 +36,7 @@ from interactions.identifiers import (
     make_personal_id,
     municipalities,
 )
+from listning.runtime import engine_url
 from producers.population.generator import Batch, generate_population
 from producers.population.model import (
     Base,
@@ -71,7 +72,7 @@ def make_engine(db_url: str, *, writer: bool = False) -> Engine:
     """An engine; ``writer=True`` on SQLite makes every transaction ``BEGIN IMMEDIATE``, so a
     change reads the person and appends to the feed holding the write lock from the start
     (pysqlite would begin only at the first UPDATE, after the read)."""
-    url = make_url(db_url)
+    url = engine_url(db_url)
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         # One in-memory database is one connection: share it (the API serves from threads).
         engine = create_engine(url, poolclass=StaticPool,

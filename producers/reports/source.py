@@ -1,9 +1,10 @@
 """Where a report reads from: a region's configuration and its database, opened read-only.
 
-The database is found the way the region application finds it: from the region's TOML file
-(``--config``, with ``--db`` overriding its ``database_url``), from the pilot's data directory
-(``--data-dir DIR --region NN``: ``DIR/endpoints.json`` or ``DIR/regions/NN``), or for a shipped
-region from ``--region NN`` alone.
+The database is found the way ``listning region serve`` finds it
+(``producers.config.resolve_database_url``: ``--db``, the TOML's ``database_url``, SQLite in the
+data directory): the region's TOML file from ``--config``, from the pilot's data directory
+(``--data-dir DIR --region NN``: ``DIR/endpoints.json`` or ``DIR/regions/NN``, which stands for
+the region's data directory), or for a shipped region from ``--region NN`` alone.
 
 Reports never take the region's write lock: on SQLite they open the file read-only with a
 deferred transaction (WAL readers do not block the region's writers); on PostgreSQL they read
@@ -24,12 +25,13 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
 from interactions import identifiers as ids
+from listning.runtime import engine_url
 from producers.config import (
     REGIONS_DIR,
     ConfigError,
     RegionConfig,
-    default_database_url,
     load_config,
+    resolve_database_url,
     shipped_config,
 )
 
@@ -64,7 +66,9 @@ def _check_county(code: str) -> str:
 def resolve(*, region: str | None = None, config: str | Path | None = None,
             db: str | None = None, data_dir: str | Path | None = None
             ) -> tuple[RegionConfig, str]:
-    """The region's configuration and database URL, from the command-line choices."""
+    """The region's configuration and database URL, from the command-line choices; the URL
+    as ``region serve`` finds it (``resolve_database_url``), the pilot's region directory
+    standing in for its ``--data-dir``."""
     if data_dir is not None:
         if not region:
             raise ReportError("--data-dir needs --region NN (which of the pilot's regions)")
@@ -96,7 +100,7 @@ def resolve(*, region: str | None = None, config: str | Path | None = None,
             raise _config_error(exc) from None
         if cfg.county != code:
             raise ReportError(f"{cfg.source} is region {cfg.county}, not {code}")
-        return cfg, db or default_database_url(code, region_dir)
+        return cfg, resolve_database_url(cfg, db, region_dir)
     if config is not None:
         try:
             cfg = load_config(config)
@@ -104,7 +108,7 @@ def resolve(*, region: str | None = None, config: str | Path | None = None,
             raise _config_error(exc) from None
         if region and region != cfg.county:
             raise ReportError(f"{config} is region {cfg.county}, not {region}")
-        return cfg, db or cfg.database_url
+        return cfg, resolve_database_url(cfg, db)
     if not region:
         raise ReportError("say which region: --region NN (a shipped region), --config FILE, "
                           "or --data-dir DIR --region NN for the pilot")
@@ -116,14 +120,14 @@ def resolve(*, region: str | None = None, config: str | Path | None = None,
         cfg = shipped_config(code)
     except ConfigError as exc:
         raise _config_error(exc) from None
-    return cfg, db or cfg.database_url
+    return cfg, resolve_database_url(cfg, db)
 
 
 # --- read-only access ---------------------------------------------------------------------------
 
 def read_engine(url: str) -> Engine:
     """An engine that reads without taking the region's write lock (see the module text)."""
-    u = make_url(url)
+    u = engine_url(url)
     if u.get_backend_name() == "sqlite":
         path = u.database or ""
         if not path or path == ":memory:":
@@ -143,7 +147,7 @@ def read_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN")  # deferred: a read snapshot, no lock for writers
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2).execution_options(
+    return create_engine(u, pool_pre_ping=True, pool_size=2, max_overflow=2).execution_options(
         isolation_level="REPEATABLE READ", postgresql_readonly=True)
 
 

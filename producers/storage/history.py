@@ -14,10 +14,11 @@ Both write in the caller's transaction, so history and state never disagree.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.orm import Session
 
 from producers.storage.models import HomeHistory, HomeRecord, Listing, PayerChange, QueueEntry
@@ -44,30 +45,42 @@ def change_payer(s: Session, item: Listing | QueueEntry, county: str, at: dateti
     item.home_county = county
 
 
-def _close(conn: Any, pid: str, at: datetime, reason: str) -> None:
-    open_ = conn.execute(select(HomeHistory.id, HomeHistory.valid_from).where(
-        HomeHistory.person_id == pid, HomeHistory.valid_to.is_(None))).all()
-    for row_id, valid_from in open_:
-        conn.execute(update(HomeHistory).where(HomeHistory.id == row_id).values(
-            valid_to=max(at, valid_from), end_reason=reason))
+# Built once (a statement built per flush cost more than running it).
+_HH = HomeHistory.__table__
+_OPEN_PERIODS = select(_HH.c.id, _HH.c.listing_county, _HH.c.valid_from).where(
+    _HH.c.person_id == bindparam("pid"), _HH.c.valid_to.is_(None))
+_END_PERIOD = update(_HH).where(_HH.c.id == bindparam("hid")).values(
+    valid_to=bindparam("ends"), end_reason=bindparam("why"))
+_GO_ON = update(_HH).where(_HH.c.id == bindparam("hid")).values(
+    valid_from=bindparam("starts"), event_at=bindparam("event"), type_code=bindparam("code"),
+    type_system=bindparam("system"))
+_OPEN_PERIOD = insert(_HH)
+
+
+def _close(conn: Any, pid: str, at: datetime, reason: str,
+           open_: Sequence[Any] | None = None) -> None:
+    """End the person's open periods at ``at`` (``open_``: those rows, if the caller read them
+    already)."""
+    if open_ is None:
+        open_ = conn.execute(_OPEN_PERIODS, {"pid": pid}).all()
+    for row_id, _county, valid_from in open_:
+        conn.execute(_END_PERIOD, {"hid": row_id, "ends": max(at, valid_from), "why": reason})
 
 
 def _record_set(conn: Any, rec: HomeRecord) -> None:
     start = max(rec.effective_at, rec.since)
-    open_ = conn.execute(select(HomeHistory.id, HomeHistory.listing_county,
-                                HomeHistory.valid_from).where(
-        HomeHistory.person_id == rec.person_id, HomeHistory.valid_to.is_(None))).first()
-    if open_ is not None and open_.listing_county == rec.listing_county:
+    open_ = conn.execute(_OPEN_PERIODS, {"pid": rec.person_id}).all()
+    if open_ and open_[0].listing_county == rec.listing_county:
         # another unit in the same county: the period goes on
-        conn.execute(update(HomeHistory).where(HomeHistory.id == open_.id).values(
-            valid_from=min(open_.valid_from, start), event_at=rec.event_at,
-            type_code=rec.type_code, type_system=rec.type_system))
+        conn.execute(_GO_ON, {"hid": open_[0].id, "starts": min(open_[0].valid_from, start),
+                              "event": rec.event_at, "code": rec.type_code,
+                              "system": rec.type_system})
         return
-    _close(conn, rec.person_id, start, "changed")
-    conn.execute(insert(HomeHistory).values(
-        person_id=rec.person_id, listing_county=rec.listing_county, valid_from=start,
-        valid_to=None, effective_at=rec.effective_at, recorded_at=rec.since,
-        event_at=rec.event_at, type_code=rec.type_code, type_system=rec.type_system))
+    _close(conn, rec.person_id, start, "changed", open_)
+    conn.execute(_OPEN_PERIOD, {
+        "person_id": rec.person_id, "listing_county": rec.listing_county, "valid_from": start,
+        "valid_to": None, "effective_at": rec.effective_at, "recorded_at": rec.since,
+        "event_at": rec.event_at, "type_code": rec.type_code, "type_system": rec.type_system})
 
 
 @event.listens_for(Session, "before_flush")

@@ -47,6 +47,9 @@ class Person(Base):
     # Set when the feed says the person moved in: passive listing waits for the old home's
     # handover until this time.
     passive_listing_after: Mapped[datetime | None] = mapped_column(DateTime)
+    # Home region: the order key (``listingRegisteredTime``) of the last news that removed the
+    # home record — news older than that is stale although no record is left to compare with.
+    home_event_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
@@ -138,7 +141,7 @@ class OutboxMessage(Base):
     to_county: Mapped[str] = mapped_column(COUNTY)
     person_id: Mapped[str] = mapped_column(PID)
     payload: Mapped[dict] = mapped_column(JSON)  # see producers.outbox.Notification
-    purpose: Mapped[str] = mapped_column(String(16))  # change | forward | closure | handover
+    purpose: Mapped[str] = mapped_column(String(16))  # producers.ext.PURPOSES
     # pending → delivered | refused | cancelled
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from interactions.identifiers import counties
+from listning.runtime import serve_until_stopped
 from routing.catalogue import GLABSC_PATH, PLATFORM_HSA_ID, rules
 from routing.catalogue.db import ENV_VAR, DatabaseError
 from routing.catalogue.service import Catalogue, CatalogueError
@@ -260,14 +260,7 @@ def _serve(cat: Catalogue, args: argparse.Namespace) -> int:
         runner, port = await server.start(cat, args.host, args.port, ctx)
         scheme = "https" if ctx else "http"
         print(f"catalogue service listening on {scheme}://{args.host}:{port}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        await serve_until_stopped(runner.cleanup)
 
     try:
         asyncio.run(main())

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url, text
-from sqlalchemy.engine import URL
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import sessionmaker
+
+from listning.runtime import engine_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 ENV_VAR = "LISTNING_TAK_DB"
@@ -32,7 +33,7 @@ def open_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default: $LISTNING_TAK_DB or sqlite:///tak.db), at the head schema."""
     url = url or default_url()
     try:
-        engine = create_engine(with_driver(make_url(url)), pool_pre_ping=True, hide_parameters=True)
+        engine = create_engine(engine_url(url), pool_pre_ping=True, hide_parameters=True)
     except (ArgumentError, ValueError):
         # not echoed back: a mistyped URL may still hold a password
         raise DatabaseError("not a database URL (expected e.g. sqlite:///tak.db or "
@@ -50,18 +51,6 @@ def open_engine(url: str | None = None) -> Engine:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseError(f"cannot open the catalogue database {where}: {reason}") from None
     return engine
-
-
-def with_driver(url: URL) -> URL:
-    """``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when that is what
-    is installed (the project's ``postgres`` extra installs psycopg2-binary)."""
-    if url.drivername != "postgresql":
-        return url
-    try:
-        import psycopg  # noqa: F401
-    except ModuleNotFoundError:
-        return url.set(drivername="postgresql+psycopg2")
-    return url
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

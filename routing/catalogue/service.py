@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -209,6 +209,50 @@ class Catalogue:
             addr = self._address(s, address)
             return sum(self._permission(s, comp, c, addr, from_date, to_date)
                        for c in self._contracts(s, contract))
+
+    @_retry_on_conflict
+    def permit_many(self, grants: Iterable[tuple[str, str, str]], *,
+                    from_date: date | None = None, to_date: date | None = None) -> int:
+        """``permit`` for each (consumer, contract, address) of ``grants``, in one transaction:
+        all or none, with the same rules (an identical permission is a no-op, an overlapping
+        one is refused). Each contract is locked once and the existing permissions are read
+        in one query: the pilot's ~900 grants for 21 regions took minutes one by one.
+        Returns permissions added."""
+        grants = list(dict.fromkeys(grants))  # read again if a conflict runs the write twice
+        new = rules.period(from_date, to_date)
+        with self.session() as s:
+            comps: dict[str, Component] = {}
+            addrs: dict[str, Address] = {}
+            found: dict[str, list[Contract]] = {}
+            for consumer, contract, address in grants:
+                if key(consumer) not in comps:
+                    comps[key(consumer)] = self._component(s, consumer)
+                if key(address) not in addrs:
+                    addrs[key(address)] = self._address(s, address)
+                if contract not in found:
+                    found[contract] = self._contracts(s, contract)
+            rows = {c.id: c for cs in found.values() for c in cs}
+            for c in rows.values():
+                s.refresh(c, with_for_update=True)  # as _permission: serialises (PostgreSQL)
+            periods: dict[tuple[int, int, int], list[tuple[date, date]]] = {}
+            for perm in s.scalars(select(Permission).where(Permission.contract_id.in_(rows))):
+                periods.setdefault((perm.component_id, perm.contract_id, perm.address_id),
+                                   []).append((perm.from_date, perm.to_date))
+            added = 0
+            for consumer, contract, address in grants:
+                comp, addr = comps[key(consumer)], addrs[key(address)]
+                for c in found[contract]:
+                    have = periods.setdefault((comp.id, c.id, addr.id), [])
+                    if new in have:
+                        continue
+                    for old in have:
+                        if rules.overlaps(new, old):
+                            raise _overlapping_permission(comp, c, addr, old, new)
+                    s.add(Permission(consumer=comp, contract=c, address=addr,
+                                     from_date=new[0], to_date=new[1]))
+                    have.append(new)
+                    added += 1
+            return added
 
     def revoke(self, consumer: str, contract: str, address: str, *,
                from_date: date | None = None) -> int:
@@ -433,10 +477,8 @@ class Catalogue:
             if (p.from_date, p.to_date) == new:
                 return 0
             if rules.overlaps(new, (p.from_date, p.to_date)):
-                raise CatalogueError(
-                    f"{comp.hsa_id} is already permitted {contract.name} at logical address "
-                    f"{addr.address} for {p.from_date}–{p.to_date}; "
-                    f"{new[0]}–{new[1]} would overlap it")
+                raise _overlapping_permission(comp, contract, addr, (p.from_date, p.to_date),
+                                              new)
         s.add(Permission(consumer=comp, contract=contract, address=addr,
                          from_date=new[0], to_date=new[1]))
         s.flush()
@@ -470,3 +512,10 @@ class Catalogue:
     @staticmethod
     def _new_id() -> str:
         return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _overlapping_permission(comp: Component, contract: Contract, addr: Address,
+                            old: tuple[date, date], new: tuple[date, date]) -> CatalogueError:
+    return CatalogueError(
+        f"{comp.hsa_id} is already permitted {contract.name} at logical address "
+        f"{addr.address} for {old[0]}–{old[1]}; {new[0]}–{new[1]} would overlap it")

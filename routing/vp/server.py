@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import ssl
 import sys
 import time
@@ -28,6 +27,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from listning.runtime import stop_event
 from routing.msglog import MessageLog
 from routing.vp.calllog import CallLog
 from routing.vp.config import PlatformConfig
@@ -152,10 +152,7 @@ def _url_host(host: str) -> str:
 async def _serve(config: PlatformConfig, on_ready: Callable[[dict[str, str]], None],
                  call_log: CallLog | None) -> None:
     platform = Platform(config, call_log)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     try:
         on_ready(await platform.start())
         await stop.wait()

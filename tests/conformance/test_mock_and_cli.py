@@ -4,6 +4,9 @@ data."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,6 +102,31 @@ def test_mock_serves_the_contracts_wsdl(mock08, client):
     assert r.status_code == 200
     assert f'targetNamespace="{c.wsdl_namespace}"'.encode() in r.content
     assert mock08.encode() in r.content  # soap:address points at the mock
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_mock_stops_cleanly_on_a_signal(sig):
+    """``listning mock-producer`` over plain HTTP: it answers, then a signal ends it with
+    status 0 and nothing on stderr (no traceback)."""
+    proc = subprocess.Popen([sys.executable, "-m", "listning", "mock-producer", "--county", "08",
+                             "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("mock producer for county 08 listening on http://127.0.0.1:"), \
+            proc.stderr.read()
+        with requests.Session() as s:
+            s.trust_env = False
+            wsdl = s.get(line.split()[-1] + all_contracts()["GetListing"].path + "?wsdl",
+                         timeout=10)
+        assert wsdl.status_code == 200
+        proc.send_signal(sig)
+        assert proc.wait(15) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
 
 
 def test_mock_help_lists_the_modes(run_cli):

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import date
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
 
 from interactions.contracts import all_contracts, producer_contracts
-from routing.catalogue.db import with_driver
 from routing.catalogue.models import Base
 from routing.catalogue.service import Catalogue, CatalogueError
 from routing.snapshot import Snapshot
 
-PG_URL = os.environ.get("LISTNING_TEST_POSTGRES_URL",
-                        "postgresql://postgres@127.0.0.1:5432/postgres")
 NS = {c.name: c.namespace for c in all_contracts().values()}
 STHLM = "SE2321000016-LST1"
 KALMAR = "SE2321000073-LST8"
@@ -31,26 +25,11 @@ END_JAN, END_FEB = date(2026, 1, 31), date(2026, 2, 28)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tak.db'}"
-        return
-    admin = create_engine(with_driver(make_url(PG_URL)), isolation_level="AUTOCOMMIT")
-    name = f"tak_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {str(exc.orig).strip()[:120]}")
-    try:
-        # the plain postgresql:// form, as an operator would type it
-        yield admin.url.set(database=name, drivername="postgresql").render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        return f"sqlite:///{tmp_path / 'tak.db'}"
+    # a database of its own, as the plain postgresql:// an operator would type (tests/conftest.py)
+    return request.getfixturevalue("pg_database")
 
 
 @pytest.fixture

@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import select
 
 from producers import outbox
-from producers.inprocess import create, ctx_for, listed_units, listing_counties, wire
+from producers.inprocess import (
+    create,
+    ctx_for,
+    get_listing,
+    listed_units,
+    listing_counties,
+    wire,
+)
 from producers.storage.models import AccessLog, OutboxMessage
 
 
@@ -259,3 +266,107 @@ def test_refused_change_within_the_listing_region_restores_the_old_unit(make_reg
     assert resp.resultCode == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"
     assert listed_units(r08, pid) == [unit(r08, 3)]  # still listed, at the unit before
     assert listing_counties(r01, pid) == ["08"]
+
+
+def _changes_counted(region, pid) -> int:
+    from producers.storage.models import ListingChange
+
+    with region.db.transaction() as s:
+        return len(s.execute(select(ListingChange.id).where(
+            ListingChange.person_id == pid)).scalars().all())
+
+
+def test_choosing_again_where_one_is_listed_is_confirmed_by_home_and_changes_nothing(
+        make_region, people, clock, network):
+    r01, r08 = make_region("01"), make_region("08")
+    pid = people.adult("01")
+    assert wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock))).resultCode == "OK"
+    before = _changes_counted(r01, pid)
+    first = wire(r08.handle(get_listing(pid), ctx_for(clock))).listings[0]
+    clock.advance(days=3)
+    network.sent.clear()
+
+    resp = wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock)))
+
+    assert resp.resultCode == "OK" and resp.resultText.startswith("Du är redan listad")
+    assert [(frm, to) for frm, to, _ in network.sent] == [("08", "01")]  # home asked
+    again = wire(r08.handle(get_listing(pid), ctx_for(clock))).listings[0]
+    assert again.validFromDate == first.validFromDate  # the same listing, not a new one
+    assert listing_counties(r01, pid) == ["08"]
+    assert _changes_counted(r01, pid) == before  # nothing changed at home: nothing counted
+
+
+def test_choosing_again_after_going_home_is_in_force_when_home_news_arrives_late(
+        make_region, people, clock, network):
+    """The race the chaos test found: listed in 08, back home at 01 (01's UpdateListing
+    ending the 08 listing still in 01's outbox), then at 08 again — 08 must not answer from
+    its own state: the home region confirms, and the late news from 01 changes nothing."""
+    r01, r08 = make_region("01"), make_region("08")
+    pid = people.adult("01")
+    assert wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock))).resultCode == "OK"
+    clock.advance(minutes=1)
+    assert wire(r01.handle(create(pid, unit(r01)), ctx_for(clock))).resultCode == "OK"
+    assert listed_units(r08, pid) == [unit(r08)]  # 01's news is still in 01's outbox
+    clock.advance(minutes=1)
+    before = _changes_counted(r01, pid)
+
+    resp = wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock)))
+
+    assert resp.resultCode == "OK" and resp.resultText.startswith("Du är redan listad")
+    assert listed_units(r01, pid) == []  # home ended its own listing ...
+    assert listing_counties(r01, pid) == ["08"]
+    assert _changes_counted(r01, pid) == before + 1  # ... and counted a change
+    clock.advance(hours=2)
+    run_outboxes(network, clock)
+    assert listed_units(r08, pid) == [unit(r08)]  # what the resident was told is in force
+    assert listing_counties(r01, pid) == ["08"]
+
+
+def test_choosing_again_is_refused_when_home_has_no_changes_left(make_region, people, clock,
+                                                                network):
+    r01, r08 = make_region("01", changes_per_12_months=1), make_region("08")
+    pid = people.adult("01")
+    assert wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock))).resultCode == "OK"
+    clock.advance(minutes=1)
+    assert wire(r01.handle(create(pid, unit(r01)), ctx_for(clock))).resultCode == "OK"  # 1 of 1
+    clock.advance(minutes=1)
+
+    resp = wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock)))
+
+    assert resp.resultCode == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"
+    assert listed_units(r08, pid) == [unit(r08)]  # as before: 01's news has not arrived yet
+    clock.advance(hours=2)
+    run_outboxes(network, clock)
+    assert listed_units(r08, pid) == []  # now it has: the resident is at home
+    assert listed_units(r01, pid) == [unit(r01)]
+    assert listing_counties(r01, pid) == ["01"]
+
+
+def test_a_new_doctor_in_another_region_is_confirmed_by_home(make_region, people, clock,
+                                                            network):
+    r01, r08 = make_region("01"), make_region("08")  # 01 refuses when home is unreachable
+    pid = people.adult("08")
+    fixed = next(u for u in r01.config.units if u.fixed_doctor_contact and len(u.staff) > 1)
+    assert wire(r01.handle(create(pid, fixed.hsa_id, home="08"),
+                           ctx_for(clock))).resultCode == "OK"
+    first, second = fixed.staff[0].hsa_id, fixed.staff[1].hsa_id
+    clock.advance(days=1)
+
+    resp = wire(r01.handle(create(pid, fixed.hsa_id, home="08", doctor=first), ctx_for(clock)))
+    assert resp.resultCode == "OK" and "läkarkontakt" in resp.resultText, resp.resultText
+    assert _doctor(r01, pid) == first
+
+    network.down.add("08")  # the home region cannot confirm: nothing changes
+    clock.advance(days=1)
+    resp = wire(r01.handle(create(pid, fixed.hsa_id, home="08", doctor=second), ctx_for(clock)))
+    assert resp.resultCode == "ERROR" and "Försök igen senare" in resp.resultText
+    assert _doctor(r01, pid) == first
+    assert listed_units(r01, pid) == [fixed.hsa_id]
+    network.down.clear()
+    run_outboxes(network, clock)  # the cancelled notification is never sent
+    assert listing_counties(r08, pid) == ["01"]
+
+
+def _doctor(region, pid) -> str | None:
+    listing = wire(region.handle(get_listing(pid), ctx_for(region.clock))).listings[0]
+    return listing.healthcarePersonnel.id if listing.healthcarePersonnel else None

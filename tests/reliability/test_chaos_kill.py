@@ -51,7 +51,7 @@ RESIDENTS_PER_REGION = 10
 ROUNDS = ("away", "home", "away")  # where each resident lists, in order
 PACE = 0.25  # seconds between one worker's calls
 QUIESCE_SECONDS = 90.0
-# "Du är redan listad på {unit}.": the region changed nothing (see the xfail test below)
+# "Du är redan listad på {unit}.": confirmed by the home region like any other choice
 UNCHANGED = TEXTS["unchanged"].split("{", 1)[0]
 
 
@@ -139,7 +139,7 @@ def _residents() -> dict[str, str]:
 @dataclass
 class Attempt:
     county: str
-    outcome: str  # ok | unchanged | refused | unknown
+    outcome: str  # ok | refused | unknown
     detail: str = ""
 
 
@@ -186,9 +186,8 @@ def test_kill_9_home_region_and_platform_under_load_loses_and_doubles_nothing(
                             county, actor=v.actor(pid), personId=v.person(pid),
                             healthcareFacilityHSAId=UNIT[county], listingType=v.listing_type(),
                             homeCounty=v.county(home))
+                        # "Du är redan listad" too: the home region has confirmed it
                         outcome = "ok" if r.ok else "refused"
-                        if r.ok and (r.response.resultText or "").startswith(UNCHANGED):
-                            outcome = "unchanged"  # no change made, no one told
                         a = Attempt(county, outcome, f"{r.result_code}: {r.response.resultText}")
                     except ClientError as exc:  # the answer is lost: applied or not
                         code = getattr(exc, "vp_code", None) or type(exc).__name__
@@ -295,17 +294,15 @@ def _set_permission(world: World, consumer: str, address: str, allowed: bool) ->
     assert r.status_code == 200 and r.json()["reloaded"], r.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "producers/handlers/create_listing.py answers 'Du är redan listad' (OK, no change, no one "
-    "told) from the unit region's local state while the home region's UpdateListing that ends "
-    "that listing is still in its outbox; when it arrives the listing the resident was just "
-    "told about ends: the last OK answer is not in force"))
 def test_an_ok_already_listed_answer_is_in_force_after_the_outboxes_drain(
         world: World) -> None:
     """Found by the chaos test (the race also occurs between a resident's quick successive
-    choices, kills or not). Made deterministic here: 01's UpdateListing to 08 is held back by
-    revoking the permission for a moment (the platform refuses with VP007; 01's outbox keeps
-    the message and retries)."""
+    choices, kills or not): 08 answered "Du är redan listad" from its own state while 01's
+    UpdateListing ending that listing was still in 01's outbox, and when it arrived the
+    listing the resident had just been told about ended. Now 08 has the home region confirm
+    such a re-choice (docs/cross-region-protocol.md). Made deterministic here: 01's
+    UpdateListing to 08 is held back by revoking the permission for a moment (the platform
+    refuses with VP007; 01's outbox keeps the message and retries)."""
     rng = random.Random(7)
     pid = make_personal_id(date(1962, 1 + rng.randrange(12), 1 + rng.randrange(28)),
                            rng.randrange(1000))

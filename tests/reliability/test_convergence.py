@@ -10,9 +10,11 @@ place), and no change was applied twice. Numbers: docs/reliability.md.
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
@@ -37,9 +39,10 @@ from reliability_support import (
     outbox_rows,
 )
 
-from producers import flows, outbox
+from producers import ext, flows, outbox, population_feed
 from producers.inprocess import create, listed_units, listing_counties
-from producers.storage.models import Listing, ListingChange
+from producers.storage.models import Listing, ListingChange, ReceivedMessage
+from producers.texts import TEXTS
 
 # Units the residents use: two large ones and one with two or three places (queues form).
 UNITS = {
@@ -145,9 +148,12 @@ class Regions(RuleBasedStateMachine):
         county = COUNTIES[(COUNTIES.index(home) + other) % len(COUNTIES)]
         self.choose(i, county, u, queue, plan)
 
-    @rule(i=st.integers(0, 99), k=st.integers(0, 1))
-    def change_doctor(self, i: int, k: int) -> None:
-        """Only the fixed doctor contact changes: same unit, no change counted anywhere."""
+    @rule(i=st.integers(0, 99), k=st.integers(0, 1), plan=faults)
+    def change_doctor(self, i: int, k: int, plan: list[str]) -> None:
+        """Only the fixed doctor contact changes, at the unit the resident is listed at. At
+        home: the same listing, no change counted anywhere. In another region it is a choice
+        the home region confirms (it may have listed the resident elsewhere since): the same
+        listing when accepted, counted only if the home region had them elsewhere."""
         self.steps += 1
         w, who = self.world, self._resident(i)
         for county, region in w.regions.items():
@@ -161,13 +167,35 @@ class Regions(RuleBasedStateMachine):
                 before = self._counted(who.pid)
                 w.clock.advance(seconds=1)
                 doctor = unit.staff[k % len(unit.staff)].hsa_id
+                w.net.plan.extend(plan if county != home else [])
                 answer = region.handle(create(who.pid, unit.hsa_id, home=home, doctor=doctor),
                                        w.ctx())
-                assert answer.resultCode == "OK", answer.resultText
-                after = [x for x in current_listings(region, who.pid)]
-                assert [(x.id, x.personnel_hsa_id) for x in after] == [(listing.id, doctor)]
-                assert self._counted(who.pid) == before  # not a change of unit
+                w.net.plan.clear()
+                code = str(answer.resultCode)
+                after = [(x.id, x.personnel_hsa_id) for x in current_listings(region, who.pid)]
+                if county == home:
+                    assert code == "OK", answer.resultText
+                    assert after == [(listing.id, doctor)]
+                    assert self._counted(who.pid) == before  # not a change of unit
+                    return
+                if code in ("OK", "INFO"):
+                    assert after == [(listing.id, doctor)], answer.resultText
+                    who.choices.append(Choice(w.clock(), county, unit.hsa_id, code, True))
+                else:
+                    assert after in ([], [(listing.id, listing.personnel_hsa_id)]), after
+                TOTALS[f"answer:{code}"] += 1
                 return
+
+    def _applied_at_home(self, home: str, county: str, listing: Listing) -> bool:
+        """Whether the home region applied the notification of ``listing``'s choice (it
+        received it and did not answer that it was stale)."""
+        sent = [r.message_id for r in outbox_rows(self.world.region(county), listing.person_id)
+                if r.purpose in ("change", "rechoice")
+                and r.payload["registered_at"] == listing.registered_at.isoformat()]
+        with self.world.region(home).db.transaction() as s:
+            answers = [s.get(ReceivedMessage, f"id:{m}") for m in sent]
+            return any(a is not None and a.result_text != TEXTS["stale_ignored"]
+                       for a in answers)
 
     def _counted(self, pid: str) -> int:
         total = 0
@@ -184,21 +212,26 @@ class Regions(RuleBasedStateMachine):
         home = self.world.population.home_county(who.pid)
         if not who.lived_in:
             who.lived_in.append(home or "")
-        if to in who.lived_in:
-            return  # never back to a county lived in before: see KNOWN below
-        # KNOWN: a notification still in flight when the resident moves can be applied by the
-        # old home region as if it were still home (test_old_home_region_keeps_no_record_...,
-        # docs/reliability.md Findings): the machine moves residents only at quiescence.
-        self.world.quiesce()
+        if to == home or self._handover_pending(who.pid):
+            return
+        # Any time: notifications about the resident may be in flight, held or lost — but the
+        # hand-overs of a move are delivered before the resident moves again (ASSUMED, see
+        # docs/reliability.md: two moves inside the seconds a hand-over takes).
         self.world.population.record_move(who.pid, to)
         who.lived_in.append(to)
+
+    def _handover_pending(self, pid: str) -> bool:
+        w = self.world
+        if any(h.request.personId.extension == pid
+               and ext.from_elements(h.request.any_).purpose == "handover" for h in w.net.held):
+            return True
+        return any(r.purpose == "handover" and r.status == "pending"
+                   for region in w.regions.values() for r in outbox_rows(region, pid))
 
     @rule(county=counties)
     def read_feed(self, county: str) -> None:
         self.steps += 1
         if county not in self.world.net.down:
-            from producers import population_feed
-
             population_feed.consume(self.world.region(county), self.world.population,
                                     self.world.clock())
 
@@ -206,6 +239,9 @@ class Regions(RuleBasedStateMachine):
     def close_unit(self, county: str, u: int) -> None:
         self.steps += 1
         if county not in self.world.net.down:
+            # not in the same second as a choice: the protocol orders by the second (equal
+            # times are ordered by arrival, docs/cross-region-protocol.md)
+            self.world.clock.advance(seconds=1)
             flows.close_unit(self.world.region(county), UNITS[county][u])
 
     # --- the platform and the clock --------------------------------------------------------
@@ -293,9 +329,7 @@ class Regions(RuleBasedStateMachine):
         for county, region in w.regions.items():
             if county != home:  # only the home region answers GetListingCounty
                 assert listing_counties(region, pid) == [], f"{county} answers: {where}"
-                # KNOWN (test_old_home_region_keeps_no_record_after_a_late_change): a change
-                # that reaches the old home region after the move leaves a record there, so
-                # home_record(region, pid) is not asserted None here.
+                assert home_record(region, pid) is None, f"{county} keeps a record: {where}"
         if current:
             county, listing = current[0]
             assert listed_units(w.region(county), pid) == [listing.unit_hsa_id], where
@@ -307,14 +341,22 @@ class Regions(RuleBasedStateMachine):
         for c, x in everywhere:
             if x.end_reason == "refused_by_home":
                 rows = [r for r in outbox_rows(w.region(c), pid) if r.purpose == "change"
-                        and r.payload["registered_at"] == x.registered_at.isoformat()]
+                        and (r.on_refusal or {}).get("listing_id") == x.id]
                 assert [r.result_code for r in rows] == ["ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"], \
                     f"taken back without the home region's refusal: {where}"
         if accepted:
-            _, last = max(accepted, key=lambda cx: (cx[1].registered_at, cx[1].id))
+            last_county, last = max(accepted, key=lambda cx: (cx[1].registered_at, cx[1].id))
             mine = [ch for ch in who.choices if ch.listed]
             taken_back = {(c, x.registered_at) for c, x in everywhere
                           if x.end_reason in NOT_ACCEPTED_END}
+            # a re-choice of the listing held there, refused by the home region or withdrawn
+            taken_back |= {(c, datetime.fromisoformat(r.payload["registered_at"]))
+                           for c in w.regions for r in outbox_rows(w.region(c), pid)
+                           if r.purpose == "rechoice" and r.status in ("refused", "cancelled")}
+            for c in w.regions:
+                for r in outbox_rows(w.region(c), pid):
+                    if r.purpose == "rechoice" and r.status == "refused":
+                        assert r.result_code == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED", where
             mine = [ch for ch in mine if (ch.county, ch.at) not in taken_back]
             if mine and last.origin == "choice":
                 assert (last.unit_hsa_id, last.registered_at) == (mine[-1].unit, mine[-1].at), \
@@ -322,8 +364,15 @@ class Regions(RuleBasedStateMachine):
             if last.valid_to is None:
                 pass
             elif last.end_reason == "unit_closed":
-                assert not current or current[0][1].origin == "passive", where
-                assert not current or current[0][1].registered_at >= last.registered_at, where
+                if current and current[0][1].origin != "passive":
+                    # the home region never took the closed choice in (its notification came
+                    # after the closure, stale): the home listing it would have replaced stands
+                    county, kept = current[0]
+                    assert county == home and kept.registered_at < last.registered_at, where
+                    assert not self._applied_at_home(home, last_county, last), where
+                else:
+                    assert not current or current[0][1].registered_at >= last.registered_at, \
+                        where
             else:
                 raise AssertionError(
                     f"the last accepted choice ({last.unit_hsa_id} at {last.registered_at}) "
@@ -365,7 +414,6 @@ def test_moving_back_to_the_region_of_the_listing_makes_it_pay(templates: Templa
         w.close()
 
 
-@pytest.mark.xfail(strict=True, reason="open finding: docs/reliability.md (old home region)")
 def test_old_home_region_keeps_no_record_after_a_late_change(templates: Templates) -> None:
     """Found by the machine above. A resident of 01 chooses a unit in 03; the notification to
     01 is lost on the way (03 answers INFO and its outbox retries). The resident moves to 03;
@@ -386,6 +434,181 @@ def test_old_home_region_keeps_no_record_after_a_late_change(templates: Template
         w.quiesce()
         assert listing_counties(w.region("03"), pid) == ["03"]
         assert home_record(w.region("01"), pid) is None
+    finally:
+        w.close()
+
+
+def test_a_late_change_reaching_the_old_home_goes_on_to_the_new_one(
+        templates: Templates) -> None:
+    """Found by the machine above (docs/reliability.md, Fixed): a resident of 03 chooses a unit
+    in 08 and 08's notification to 03 is held on the way; the resident moves 03 → 01 and
+    chooses a unit in 03 (home 01 now, so 01 records 03). The held notification then reaches
+    03, which must not act as home: it ended the newest listing and recorded 08 while 01 still
+    said 03. Now 03 passes it on to 01 as a hand-over; 01 knows a newer choice and has 08 end
+    its listing."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "03", 1)[0]
+        w.net.plan.append("delay")
+        assert w.region("08").handle(create(pid, UNITS["08"][0], home="03"),
+                                     w.ctx()).resultCode == "INFO"
+        w.clock.advance(seconds=5)
+        w.population.record_move(pid, "01")
+        for county in ("01", "08"):  # 01 and 08 read the move; 03 has not yet
+            population_feed.consume(w.region(county), w.population, w.clock())
+        w.clock.advance(seconds=5)
+        answer = w.region("03").handle(create(pid, UNITS["03"][2], home="01"), w.ctx())
+        assert answer.resultCode == "OK", answer.resultText
+        w.net.release(0)  # the held notification (home 03) reaches 03 now
+        w.quiesce()
+        assert [x.unit_hsa_id for x in current_listings(w.region("03"), pid)] == [UNITS["03"][2]]
+        assert current_listings(w.region("08"), pid) == []
+        assert listing_counties(w.region("01"), pid) == ["03"]
+        assert home_record(w.region("03"), pid) is None
+    finally:
+        w.close()
+
+
+def test_an_old_hand_over_does_not_move_the_bill_back(templates: Templates) -> None:
+    """Found by the machine above (docs/reliability.md, Fixed): a resident of 03 listed in 01
+    moves 03 → 08 → 01; 03's hand-over to 01 (pay: 08) arrives after 01 read the second move.
+    The listing must stay billed to 01, the resident's home."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "03", 1)[0]
+        assert w.region("01").handle(create(pid, UNITS["01"][0], home="03"),
+                                     w.ctx()).resultCode == "OK"
+        w.clock.advance(minutes=1)
+        w.population.record_move(pid, "08")
+        w.net.plan.append("delay")  # 03's hand-over to 08 goes through, the one to 01 is held
+        w.net.plan.appendleft("deliver")
+        population_feed.consume(w.region("03"), w.population, w.clock())
+        outbox.run_due(w.region("03"), w.clock())
+        w.clock.advance(minutes=1)
+        w.population.record_move(pid, "01")
+        w.read_feeds()
+        w.net.plan.clear()
+        w.quiesce()
+        assert [(x.unit_hsa_id, x.home_county) for x in current_listings(w.region("01"), pid)] \
+            == [(UNITS["01"][0], "01")]
+        assert listing_counties(w.region("01"), pid) == ["01"]
+    finally:
+        w.close()
+
+
+def test_a_closure_reaching_the_old_home_after_a_move_ends_the_new_homes_record(
+        templates: Templates) -> None:
+    """A resident of 01 is listed in 03; the unit closes and 03's closure notice to 01 is held
+    on the way; the resident moves 01 → 08 and 01 hands over "listed in 03" to 08 (held too).
+    The closure then reaches 01, which is no longer the home region: it passes the end on to 08
+    (naming 03); 08 lists the resident passively (its rule) and remembers when — so the older
+    hand-over that arrives last (which would otherwise beat a passive listing) changes
+    nothing. 08 must not say 03."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "01", 1)[0]
+        assert w.region("03").handle(create(pid, UNITS["03"][0], home="01"),
+                                     w.ctx()).resultCode == "OK"
+        assert listing_counties(w.region("01"), pid) == ["03"]
+        w.clock.advance(minutes=5)
+        flows.close_unit(w.region("03"), UNITS["03"][0])
+        w.net.plan.append("delay")  # the closure notice to 01
+        outbox.run_due(w.region("03"), w.clock())
+        w.clock.advance(minutes=5)
+        w.population.record_move(pid, "08")
+        w.read_feeds()  # 01 hands over "listed in 03" to 08 and to 03
+        w.net.plan.extend(["delay", "deliver"])  # the hand-over to 08 waits
+        outbox.run_due(w.region("01"), w.clock())
+        w.net.release(0)  # the closure notice reaches 01 now ...
+        outbox.run_due(w.region("01"), w.clock())  # ... which passes it on to 08,
+        passive = current_listings(w.region("08"), pid)  # which lists passively (its rule)
+        assert [x.origin for x in passive] == ["passive"]
+        w.quiesce()  # the old hand-over arrives last
+        assert listing_counties(w.region("08"), pid) == ["08"]
+        assert [x.id for x in current_listings(w.region("08"), pid)] == [passive[0].id]
+        for county in ("01", "03"):
+            assert home_record(w.region(county), pid) is None
+            assert current_listings(w.region(county), pid) == []
+    finally:
+        w.close()
+
+
+def test_a_home_region_whose_feed_lags_behind_a_move_back_still_acts_as_home(
+        templates: Templates) -> None:
+    """Found by the machine above: a resident of 01 moves to 08 and back to 01; before 01 has
+    read the move back, the resident chooses a unit in 03 (home 01 by the register). 01's
+    feed still says 08, but the register says 01: 01 is the home region — it records 03 and
+    later, reading the feed, hands nothing over to 08."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "01", 1)[0]
+        assert w.region("01").handle(create(pid, UNITS["01"][0]), w.ctx()).resultCode == "OK"
+        w.clock.advance(minutes=1)
+        w.population.record_move(pid, "08")
+        w.quiesce()
+        w.clock.advance(minutes=1)
+        w.population.record_move(pid, "01")  # 01 has not read this yet
+        w.clock.advance(minutes=1)
+        answer = w.region("03").handle(create(pid, UNITS["03"][0], home="01"), w.ctx())
+        assert answer.resultCode == "OK", answer.resultText
+        assert listing_counties(w.region("01"), pid) == ["03"]
+        w.quiesce()
+        assert listing_counties(w.region("01"), pid) == ["03"]
+        assert current_listings(w.region("01"), pid) == []
+        assert [x.home_county for x in current_listings(w.region("03"), pid)] == ["01"]
+        assert home_record(w.region("08"), pid) is None
+    finally:
+        w.close()
+
+
+def test_an_old_hand_over_does_not_end_a_newer_listing_at_the_new_home(
+        templates: Templates) -> None:
+    """Found by the machine above: a resident of 01 listed at home chooses a unit in 08 (the
+    notification to 01 is held) and moves to 08. 01 hands over "listed in 01" (older) to 08,
+    where the resident's newer listing has no home record yet: the hand-over must be stale
+    there, not end that listing."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "01", 1)[0]
+        assert w.region("01").handle(create(pid, UNITS["01"][0]), w.ctx()).resultCode == "OK"
+        w.clock.advance(minutes=1)
+        w.net.plan.append("delay")
+        assert w.region("08").handle(create(pid, UNITS["08"][0], home="01"),
+                                     w.ctx()).resultCode == "INFO"
+        w.clock.advance(minutes=1)
+        w.population.record_move(pid, "08")
+        w.read_feeds()
+        outbox.run_due(w.region("01"), w.clock())  # the hand-over reaches 08 first
+        assert [x.unit_hsa_id for x in current_listings(w.region("08"), pid)] == [UNITS["08"][0]]
+        w.quiesce()  # then the held change reaches 01
+        assert [x.unit_hsa_id for x in current_listings(w.region("08"), pid)] == [UNITS["08"][0]]
+        assert current_listings(w.region("01"), pid) == []
+        assert listing_counties(w.region("08"), pid) == ["08"]
+        assert home_record(w.region("01"), pid) is None
+    finally:
+        w.close()
+
+
+def test_a_change_older_than_a_closure_at_home_is_stale(templates: Templates) -> None:
+    """Found by the machine above: a resident of 01 chooses a unit in 03 (the notification to
+    01 is lost and retried), then a unit at home; that unit closes (01 removes its record:
+    listed nowhere). The retried change then reaches 01: it is older than the closure, so 01
+    must not record 03 — and 03 must end the listing it still holds."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "01", 1)[0]
+        w.net.plan.append("drop")
+        assert w.region("03").handle(create(pid, UNITS["03"][0], home="01"),
+                                     w.ctx()).resultCode == "INFO"
+        w.clock.advance(seconds=5)
+        assert w.region("01").handle(create(pid, UNITS["01"][0]), w.ctx()).resultCode == "OK"
+        w.clock.advance(seconds=5)
+        flows.close_unit(w.region("01"), UNITS["01"][0])
+        w.clock.advance(hours=2)
+        w.quiesce()
+        assert listing_counties(w.region("01"), pid) == []
+        assert current_listings(w.region("03"), pid) == []
+        assert current_listings(w.region("01"), pid) == []
     finally:
         w.close()
 
@@ -416,3 +639,26 @@ def test_two_refused_choices_in_one_region_never_come_back(templates: Templates)
             "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"] * 2
     finally:
         w.close()
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="open finding: docs/reliability.md (refused re-choices)")
+def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
+        templates: Templates) -> None:
+    """Found by the soak on 2026-11-26 (open): a schedule with the 12-month limit used up and
+    many re-choices and changes refused or pending at once (schedules/…, one rule call per
+    line, replayed as hypothesis ran it) ends with a listing in force that is not the
+    resident's last accepted choice."""
+    Regions.templates = templates
+    machine = Regions()
+    try:
+        path = Path(__file__).parent / "schedules" / "refused-rechoices-at-the-limit.txt"
+        for line in path.read_text().splitlines():
+            call = ast.parse(line, mode="eval").body  # rule(keyword=literal, ...)
+            assert isinstance(call, ast.Call) and isinstance(call.func, ast.Name), line
+            getattr(machine, call.func.id)(**{k.arg: ast.literal_eval(k.value)
+                                              for k in call.keywords})
+            machine.one_listing_per_region_limit_kept_nothing_counted_twice()
+        machine.settle_and_check()
+    finally:
+        machine.world.close()

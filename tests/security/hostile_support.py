@@ -1,10 +1,12 @@
 """Helpers for the hostile-input, authorisation and chaos tests against real processes.
 
 ``Pilot`` runs ``listning pilot --free-ports`` in its own process group and reads its
-``endpoints.json``; ``stop()`` sends SIGTERM to the group (SIGKILL after a grace period), so a
-failing test never leaves processes behind. ``child_pid`` finds a pilot child by the port on
-its command line; ``rss_kib`` reads its resident memory from ``/proc``. ``post`` sends raw bytes
-over mutual TLS (``requests``), ``soap`` builds a SOAP 1.1 envelope around any body text.
+``endpoints.json``; ``stop()`` (also the end of ``with start_pilot(...)``) sends SIGTERM to the
+group (SIGKILL after a grace period), so a failing test never leaves processes behind.
+``child_pid`` finds a pilot child by the port on its command line; ``rss_kib`` reads its
+resident memory from ``/proc``. ``session`` is a ``requests`` session for mutual TLS, ``soap``
+builds a SOAP 1.1 envelope around any body text; ``login`` logs in to the pilot's e-service
+with the test e-ID, ``csrf_token`` reads a form's token.
 
 Set ``LISTNING_HOSTILE_PILOT=DIR`` to reuse an already running pilot (development only).
 """
@@ -34,6 +36,8 @@ PING_NS = "urn:riv:itintegration:monitoring:PingForConfigurationResponder:1"
 GLABSC_NS = ("urn:riv:infrastructure:itintegration:registry:"
              "GetLogicalAddresseesByServiceContractResponder:2")
 VP_CODE = re.compile(r"<faultstring>\s*(VP\d{3})\b")
+TIMEOUT = 30.0  # the client gives up here: an answer later than this is a hang
+TEST_EID = "/logga-in/test-e-legitimation"  # the pilot e-service's test e-ID login
 
 
 class PilotUnavailable(RuntimeError):
@@ -49,6 +53,12 @@ class Pilot:
     @property
     def pki(self) -> Path:
         return self.directory / "pki"
+
+    def __enter__(self) -> Pilot:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
     def port(self, url: str) -> int:
         return int(url.rsplit(":", 1)[1].split("/")[0])
@@ -169,6 +179,23 @@ def contract_ns(name: str) -> str:
     if name == "GetLogicalAddresseesByServiceContract":
         return GLABSC_NS
     return f"{NS_PREFIX}{name}Responder:2"
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "a form with a CSRF token"
+    return found.group(1)
+
+
+def login(url: str, pid: str) -> requests.Session:
+    """A session logged in to the e-service at ``url`` as ``pid`` (the pilot's test e-ID)."""
+    s = requests.Session()
+    s.trust_env = False
+    token = csrf_token(s.get(url + TEST_EID, timeout=TIMEOUT).text)
+    r = s.post(url + TEST_EID, data={"csrf": token, "person": pid}, allow_redirects=False,
+               timeout=TIMEOUT)
+    assert r.status_code == 303 and r.headers["Location"] == "/min-listning", r.text[:300]
+    return s
 
 
 def vp_code(text: str) -> str | None:

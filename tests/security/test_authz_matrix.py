@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -29,7 +28,18 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hostile_support import PLATFORM_ADDRESS, Pilot, session, soap, start_pilot, vp_code
+from hostile_support import (
+    PLATFORM_ADDRESS,
+    TEST_EID,
+    TIMEOUT,
+    Pilot,
+    csrf_token,
+    login,
+    session,
+    soap,
+    start_pilot,
+    vp_code,
+)
 
 from consumers import values as v
 from consumers.client import ListingClient
@@ -41,7 +51,6 @@ from routing import pki
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT = 30.0
 CONTRACTS = sorted(all_contracts())  # the 8 producer contracts + GLABSC
 GLABSC = "GetLogicalAddresseesByServiceContract"
 ADDRESSES = ["01", "08", "03", PLATFORM_ADDRESS]
@@ -50,7 +59,6 @@ ESERVICE_ID, TESTER_ID = "SE5565594230-1177", "SE5565594230-CONF"
 STRANGER_ID = "SE5565594230-STRG"
 TEMP_ID = "SE5565594230-TEMP"
 UNIT = {"01": "SE2321000016-01VC", "08": "SE2321000073-01HC"}
-TEST_EID = "/logga-in/test-e-legitimation"
 SWEDEN = ZoneInfo("Europe/Stockholm")
 
 
@@ -67,11 +75,8 @@ def years_before(day: date, years: int) -> date:
 
 @pytest.fixture(scope="module")
 def pilot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pilot]:
-    p = start_pilot(tmp_path_factory.mktemp("authz") / "pilot", population=40)
-    try:
+    with start_pilot(tmp_path_factory.mktemp("authz") / "pilot", population=40) as p:
         yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture(scope="module")
@@ -271,25 +276,9 @@ def test_a_component_removed_from_the_catalogue_is_refused_after_reload(pilot: P
 
 # --- the e-service: one resident never reaches another's data ------------------------------
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "a form with a CSRF token"
-    return found.group(1)
-
-
-def _login(url: str, pid: str) -> requests.Session:
-    s = requests.Session()
-    s.trust_env = False
-    token = _csrf(s.get(url + TEST_EID, timeout=TIMEOUT).text)
-    r = s.post(url + TEST_EID, data={"csrf": token, "person": pid}, allow_redirects=False,
-               timeout=TIMEOUT)
-    assert r.status_code == 303 and r.headers["Location"] == "/min-listning", r.text[:300]
-    return s
-
-
 def _choose(s: requests.Session, url: str, county: str, unit: str,
             extra: dict[str, str] | None = None) -> requests.Response:
-    token = _csrf(s.get(url + "/min-listning", timeout=TIMEOUT).text)
+    token = csrf_token(s.get(url + "/min-listning", timeout=TIMEOUT).text)
     data = {"csrf": token, "region": county, "enhet": unit, "samtycke": "ja", **(extra or {})}
     return s.post(url + "/valj-vardcentral/bekrafta", data=data, allow_redirects=False,
                   timeout=TIMEOUT)
@@ -313,7 +302,7 @@ def _names(person: Any) -> str:
 def karin_receipt(pilot: Pilot) -> str:
     """Karin (08) lists at 01's unit through her own session: the data Tolvan must not see."""
     url = pilot.info["eservice_url"]
-    karin = _login(url, KALMAR_RESIDENT.person_id)
+    karin = login(url, KALMAR_RESIDENT.person_id)
     r = _choose(karin, url, "01", UNIT["01"])
     assert r.status_code == 303 and r.headers["Location"].startswith("/kvitton/"), r.text[:300]
     assert _current_units(pilot, "01", KALMAR_RESIDENT.person_id) == [UNIT["01"]]
@@ -324,7 +313,7 @@ def test_eservice_person_ids_in_urls_and_forms_are_ignored(pilot: Pilot,
                                                           karin_receipt: str) -> None:
     url = pilot.info["eservice_url"]
     karin_pid = KALMAR_RESIDENT.person_id
-    tolvan = _login(url, TOLVAN.person_id)
+    tolvan = login(url, TOLVAN.person_id)
     for path in ["/min-listning", "/kvitton", "/valj-vardcentral", "/agera-for"]:
         for param in ("person", "pid", "personId", "personnummer", "subject", "barn"):
             r = tolvan.get(url + path, params={param: karin_pid}, timeout=TIMEOUT)
@@ -347,7 +336,7 @@ def test_eservice_person_ids_in_urls_and_forms_are_ignored(pilot: Pilot,
     receipt = tolvan.get(url + r.headers["Location"], timeout=TIMEOUT)
     assert receipt.status_code == 200 and _names(KALMAR_RESIDENT) not in receipt.text
     # acting for someone who is not one's child
-    token = _csrf(tolvan.get(url + "/agera-for", timeout=TIMEOUT).text)
+    token = csrf_token(tolvan.get(url + "/agera-for", timeout=TIMEOUT).text)
     r = tolvan.post(url + "/agera-for", data={"csrf": token, "barn": karin_pid},
                     allow_redirects=False, timeout=TIMEOUT)
     assert r.status_code == 403
@@ -357,10 +346,10 @@ def test_eservice_person_ids_in_urls_and_forms_are_ignored(pilot: Pilot,
 
 def test_eservice_sessions_cannot_be_reused_or_forged(pilot: Pilot, karin_receipt: str) -> None:
     url = pilot.info["eservice_url"]
-    karin = _login(url, KALMAR_RESIDENT.person_id)
+    karin = login(url, KALMAR_RESIDENT.person_id)
     old_cookie = karin.cookies["listning_session"]
     assert karin.get(url + karin_receipt, timeout=TIMEOUT).status_code == 200
-    token = _csrf(karin.get(url + "/min-listning", timeout=TIMEOUT).text)
+    token = csrf_token(karin.get(url + "/min-listning", timeout=TIMEOUT).text)
     r = karin.post(url + "/logga-ut", data={"csrf": token}, allow_redirects=False,
                    timeout=TIMEOUT)
     assert r.status_code == 303
@@ -372,7 +361,7 @@ def test_eservice_sessions_cannot_be_reused_or_forged(pilot: Pilot, karin_receip
     planted = attacker.cookies["listning_session"]
     victim = requests.Session()
     victim.trust_env = False
-    r = victim.post(url + TEST_EID, data={"csrf": _csrf(page.text),
+    r = victim.post(url + TEST_EID, data={"csrf": csrf_token(page.text),
                                           "person": KALMAR_RESIDENT.person_id},
                     headers={"Cookie": f"listning_session={planted}"},
                     allow_redirects=False, timeout=TIMEOUT)
@@ -395,12 +384,12 @@ def test_eservice_sessions_cannot_be_reused_or_forged(pilot: Pilot, karin_receip
 
 def test_eservice_changes_need_this_sessions_csrf_token(pilot: Pilot) -> None:
     url = pilot.info["eservice_url"]
-    tolvan = _login(url, TOLVAN.person_id)
+    tolvan = login(url, TOLVAN.person_id)
     before = _current_units(pilot, "01", TOLVAN.person_id), _current_units(
         pilot, "08", TOLVAN.person_id)
-    other = _login(url, GUARDIAN.person_id)
-    foreign_token = _csrf(other.get(url + "/min-listning", timeout=TIMEOUT).text)
-    own_token = _csrf(tolvan.get(url + "/min-listning", timeout=TIMEOUT).text)
+    other = login(url, GUARDIAN.person_id)
+    foreign_token = csrf_token(other.get(url + "/min-listning", timeout=TIMEOUT).text)
+    own_token = csrf_token(tolvan.get(url + "/min-listning", timeout=TIMEOUT).text)
     form = {"region": "01", "enhet": UNIT["01"], "samtycke": "ja"}
     attempts = [({**form}, {}), ({**form, "csrf": ""}, {}), ({**form, "csrf": foreign_token}, {}),
                 ({**form, "csrf": own_token[:-1]}, {}),
@@ -440,7 +429,7 @@ def children(pilot: Pilot) -> dict[str, str]:
 
 
 def _act_for(s: requests.Session, url: str, child: str) -> requests.Response:
-    token = _csrf(s.get(url + "/agera-for", timeout=TIMEOUT).text)
+    token = csrf_token(s.get(url + "/agera-for", timeout=TIMEOUT).text)
     return s.post(url + "/agera-for", data={"csrf": token, "barn": child},
                   allow_redirects=False, timeout=TIMEOUT)
 
@@ -457,7 +446,7 @@ def test_a_guardian_sees_a_childs_listing_only_while_the_child_is_under_13(
                              healthcareFacilityHSAId=UNIT["08"], listingType=v.listing_type(),
                              homeCounty=v.county("01"))
         assert r.ok, r.response.resultText
-    sara = _login(url, GUARDIAN.person_id)
+    sara = login(url, GUARDIAN.person_id)
     r = _act_for(sara, url, CHILD.person_id)
     assert r.status_code == 303, r.text[:300]
     r = _choose(sara, url, "01", UNIT["01"])
@@ -531,7 +520,7 @@ def test_the_guardians_age_limit_counts_swedish_days_whatever_the_servers_zone(
                                       born=born, seed=21).person_id
     finally:
         register.close()
-    sara = _login(url, GUARDIAN.person_id)
+    sara = login(url, GUARDIAN.person_id)
     r = _act_for(sara, url, child)
     if offset < 0:  # 13 today in Sweden: no longer the guardian's to see
         assert r.status_code == 403, "a guardian opened a 13-year-old's page"

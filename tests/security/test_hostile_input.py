@@ -29,7 +29,11 @@ from hostile_support import (
     PING_NS,
     SOAP11,
     SOAP12,
+    TEST_EID,
+    TIMEOUT,
     Pilot,
+    csrf_token,
+    login,
     ping_body,
     rss_kib,
     session,
@@ -46,7 +50,6 @@ pytestmark = pytest.mark.slow
 SECRET = "listning-hostile-secret-5d1e"
 LEAKS = (SECRET, "root:x:0:0")
 CAP = 15 * 1024 * 1024  # the platform's and the producer's default body limit
-TIMEOUT = 30.0  # the client gives up here: an answer later than this is a hang
 MAX_SECONDS = 20.0  # every hostile request must be answered within this
 # bounded memory: a 15 MiB body is held a few times over while it is refused or parsed, so the
 # first attacks may grow the heap once; repeating them must not grow it further (no leak)
@@ -57,7 +60,6 @@ RSS_GROWTH_KIB = 256 * 1024
 RSS_REPEAT_KIB = 24 * 1024
 ROUNDS = 5
 PING_PATH = all_contracts()["PingForConfiguration"].path
-TEST_EID = "/logga-in/test-e-legitimation"
 
 
 class DtdTrap:
@@ -91,11 +93,8 @@ class DtdTrap:
 
 @pytest.fixture(scope="module")
 def pilot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pilot]:
-    p = start_pilot(tmp_path_factory.mktemp("hostile") / "pilot", population=40)
-    try:
+    with start_pilot(tmp_path_factory.mktemp("hostile") / "pilot", population=40) as p:
         yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture(scope="module")
@@ -415,22 +414,6 @@ def test_path_traversal_in_the_producer_url_is_not_found(
 
 # --- the e-service -------------------------------------------------------------------------
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "a form with a CSRF token"
-    return found.group(1)
-
-
-def _login(url: str, pid: str) -> requests.Session:
-    s = requests.Session()
-    s.trust_env = False
-    token = _csrf(s.get(url + TEST_EID, timeout=TIMEOUT).text)
-    r = s.post(url + TEST_EID, data={"csrf": token, "person": pid}, allow_redirects=False,
-               timeout=TIMEOUT)
-    assert r.status_code == 303, r.text[:300]
-    return s
-
-
 @pytest.mark.parametrize("path", [
     "/static/../../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
     "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/static/....//....//etc/passwd",
@@ -453,7 +436,7 @@ def test_eservice_forms_survive_hostile_values(pilot: Pilot, baseline: dict[str,
     url = pilot.info["eservice_url"]
     anon = requests.Session()
     anon.trust_env = False
-    token = _csrf(anon.get(url + TEST_EID, timeout=TIMEOUT).text)
+    token = csrf_token(anon.get(url + TEST_EID, timeout=TIMEOUT).text)
     tried = 0
     for person in ["../../etc/passwd", "' OR 1=1 --", "<script>alert(1)</script>",
                    "1" * 5000, "19121212121\x00", "annat", "\r\nSet-Cookie: x=1"]:
@@ -467,7 +450,7 @@ def test_eservice_forms_survive_hostile_values(pilot: Pilot, baseline: dict[str,
     r = anon.post(url + TEST_EID, data={"csrf": token, "person": "x" * 200_000},
                   allow_redirects=False, timeout=TIMEOUT)
     assert r.status_code == 413
-    s = _login(url, TOLVAN.person_id)
+    s = login(url, TOLVAN.person_id)
     for q in ["<script>alert(1)</script>", "%0d%0aSet-Cookie:%20evil=1", "\r\nX-Injected: 1",
               "' OR '1'='1", "ä" * 400, "{{7*7}}", "../../../etc/passwd"]:
         r = s.get(url + "/valj-vardcentral", params={"q": q, "kommun": q, "region": q},

@@ -1,0 +1,67 @@
+"""What every Listning command and server shares, whichever folder it lives in: a database URL
+as a user types it, and stopping a server on SIGINT/SIGTERM.
+
+``routing/``, ``producers/`` and ``consumers/`` import this module and nothing else from
+``listning/``; it imports only the standard library (and SQLAlchemy when it parses a URL), so
+those folders stay independent of each other and of the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+
+# --- database URLs ------------------------------------------------------------------------------
+
+def with_driver(url: URL) -> URL:
+    """``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when that is what
+    is installed (the project's ``postgres`` extra installs psycopg2-binary)."""
+    if url.drivername != "postgresql":
+        return url
+    try:
+        import psycopg  # noqa: F401
+    except ModuleNotFoundError:
+        return url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def engine_url(url: str | URL) -> URL:
+    """A database URL from a user (``--db``, a region's ``database_url``, $LISTNING_TAK_DB) as
+    SQLAlchemy should open it: every place that makes an engine from one goes through here, so
+    a bare ``postgresql://user@host/db`` works everywhere. Raises SQLAlchemy's
+    ``ArgumentError`` when ``url`` is not a URL."""
+    from sqlalchemy.engine import make_url
+
+    return with_driver(make_url(url))
+
+
+# --- stopping a server --------------------------------------------------------------------------
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_event() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets, on the running loop, instead of ending the
+    process. Make it before starting to listen, so that a signal during start-up still ends
+    in a clean stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_until_stopped(cleanup: Callable[[], Awaitable[object]]) -> None:
+    """Wait for SIGINT or SIGTERM, then ``await cleanup()`` (also when the wait is cancelled):
+    the end of every ``... serve`` command whose server is already listening."""
+    stop = stop_event()
+    try:
+        await stop.wait()
+    finally:
+        await cleanup()
