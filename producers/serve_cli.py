@@ -141,13 +141,22 @@ class Worker:
             self._thread.join(timeout)
 
 
+OUTBOX_PASS_SIZE = 20
+OUTBOX_PASSES_PER_STEP = 10
+
+
 def outbox_step(region: Region) -> Callable[[], None]:
     from producers import outbox
 
     def step() -> None:
-        counts = outbox.run_due(region, limit=20)
-        if counts:
-            log.info("outbox: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        # A backlog (a unit closure, a region back after an outage) is worked off pass after
+        # pass without the interval's pause; a bounded number of passes keeps a stop prompt.
+        for _ in range(OUTBOX_PASSES_PER_STEP):
+            counts = outbox.run_due(region, limit=OUTBOX_PASS_SIZE)
+            if counts:
+                log.info("outbox: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+            if sum(counts.values()) < OUTBOX_PASS_SIZE:
+                break
     return step
 
 

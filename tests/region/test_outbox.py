@@ -104,3 +104,17 @@ def test_a_live_process_keeps_its_leases(make_region, people, clock, network):
     assert len(outbox._claim(r08, clock(), 10)) == 1  # leased by this (running) process
     assert outbox.release_orphaned_leases(r08) == 0
     assert outbox.run_due(r08, clock()) == {}
+
+
+def test_the_serve_worker_works_off_a_backlog_without_pausing(make_region, people, clock,
+                                                              network):
+    """One step of `listning region serve`'s outbox worker: pass after pass while passes come
+    back full (a unit closure queues hundreds), not one pass of 20 per interval."""
+    from producers.serve_cli import OUTBOX_PASS_SIZE, outbox_step
+
+    _, r08, pids = backlog(make_region, people, clock, network, 2 * OUTBOX_PASS_SIZE + 5)
+    clock.advance(hours=2)
+    outbox_step(r08)()
+    with r08.db.transaction() as s:
+        assert outbox.pending_count(s) == 0
+    assert sorted(req.personId.extension for _, _, req in network.sent) == sorted(pids)
