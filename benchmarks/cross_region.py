@@ -1,8 +1,9 @@
 """Cross-region latency (issue 9, item 2): from CreateListing at region B until the home region A
 has recorded the listing — two platform hops, mutual TLS, outbox delivery.
 
-    .venv/bin/python benchmarks/cross_region.py --repeat 3          # about an hour; --help
-    .venv/bin/python benchmarks/cross_region.py --repeat 1 --backends sqlite --levels 1,10
+    .venv/bin/python benchmarks/cross_region.py --repeat 3          # ~50 minutes here; --help
+    .venv/bin/python benchmarks/cross_region.py --repeat 1 --backends sqlite --levels 1,10 \
+        --variants as-is                                            # a quick look
 
 Real processes, as ``listning pilot`` runs them (``listning.pilot``: the same ports, PKI,
 catalogue, population and command lines; the e-service is played by this script): the
@@ -30,6 +31,13 @@ while handling it; INFO "home_pending": left to the outbox worker; B's outbox ro
 throughput, CPU seconds of every process per resident (from /proc), and a split of (a) from
 the platform's call log (``logs/platform.log``: one JSON line per leg, tied together by the
 correlation id that B's UpdateListing carries too).
+
+Variants (``--variants``), each in worlds of its own, interleaved: ``as-is`` runs the regions
+exactly as the pilot does; ``timed`` runs the same command through a shim in this script that
+patches timers around the parts of a request inside the regions (pool queue, transactions,
+SQLite's writer lock, commits, the sender) and writes one JSON line per request; ``direct`` is
+``timed`` with a sender that puts the validated UpdateListing element into the envelope instead
+of a zeep round trip (a candidate change to producers/sender.py, measured, not made).
 
 PostgreSQL: a database per region at 127.0.0.1:5432 (``LISTNING_BENCH_POSTGRES_URL``), created
 and dropped here. Prints a table; writes ``benchmarks/results/cross_region.json``. Every child

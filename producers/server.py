@@ -103,7 +103,19 @@ class ProducerApp:
         self.public_url = public_url.rstrip("/")  # "" → ProducerServer sets it once bound
         self.max_body = max_body
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="soap")
+        # CreateListing holds its thread while the home region answers its UpdateListing; if
+        # both pools were one, two regions listing each other's residents at once could take
+        # every thread with calls waiting for the other side, whose UpdateListing then waits
+        # behind them (measured: benchmarks/cross_region.py, both directions at c = 100).
+        self.waiting_executor = ThreadPoolExecutor(threads, thread_name_prefix="soap-create")
         self.contracts = {c.path: c for c in (contracts or producer_contracts())}
+
+    def executor_for(self, path: str) -> ThreadPoolExecutor:
+        """The pool for a contract's calls: CreateListing (which waits for other regions)
+        apart from everything else (which never does)."""
+        contract = self.contracts.get(path)
+        return (self.waiting_executor if contract is not None
+                and contract.name == "CreateListing" else self.executor)
 
     def application(self) -> web.Application:
         # The body cap is ours (a SOAP fault, before reading); aiohttp's must not be lower.
@@ -118,7 +130,8 @@ class ProducerApp:
     async def _cleanup(self, _app: web.Application) -> None:
         # After the server's graceful shutdown (running requests finished, or 30 s passed):
         # whatever still runs in the pool finishes its transaction before we return.
-        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
+        for pool in (self.waiting_executor, self.executor):
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)
 
     async def not_found(self, request: web.Request) -> web.Response:
         if request.method == "POST":
@@ -160,7 +173,8 @@ class ProducerApp:
         environ = self._environ(request, bytes(body), peer)
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        status, headers, payload = await loop.run_in_executor(self.executor, self._run, environ)
+        status, headers, payload = await loop.run_in_executor(
+            self.executor_for(request.path), self._run, environ)
         log.debug("%s %s %s in %.1f ms", request.path, status,
                   request.headers.get(CORRELATION_HEADER, "-"),
                   (time.perf_counter() - started) * 1000)

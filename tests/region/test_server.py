@@ -355,3 +355,60 @@ def test_an_unknown_path_is_a_soap_fault(producer: Producer) -> None:
     resp = post(producer, "/GetListing/3/rivtabp21", envelope(TYPES_BODY))
     assert resp.status_code == 404
     assert "/GetListing/2/rivtabp21" in fault_of(resp)[1]
+
+
+def test_calls_from_other_regions_are_answered_while_every_create_listing_waits(
+        certs: Certs, tmp_path: Path) -> None:
+    """CreateListing holds its thread while the home region answers; two regions listing each
+    other's residents at once took every thread that way, and the UpdateListing each side
+    waited for queued behind them (found by benchmarks/cross_region.py). Here every
+    CreateListing thread is held: UpdateListing and the reads still get an answer."""
+    import threading
+
+    from producers.config import shipped_config
+    from producers.region import Region
+    from producers.server import ProducerApp, ProducerServer, tls_context
+    from producers.spyne_services import wsgi_application
+    from producers.storage import open_database
+
+    held, release = threading.Event(), threading.Event()
+
+    class WaitingRegion(Region):
+        def handle(self, request: object, ctx: object) -> object:
+            if type(request).__name__ == "CreateListing":
+                held.set()
+                release.wait(30)  # as if the home region took its time
+            return super().handle(request, ctx)
+
+    region = WaitingRegion(shipped_config("01"),
+                           open_database(f"sqlite:///{tmp_path / 'r.sqlite'}"))
+    app = ProducerApp(wsgi_application(region), platform_hsa_ids=[certs.platform.hsa_id],
+                      threads=1)
+    server = ProducerServer(app, host="127.0.0.1", port=0, ssl_context=tls_context(
+        certs.region.cert, certs.region.key, certs.ca)).start()
+    producer = Producer(server.url, certs, None)  # type: ignore[arg-type]
+    try:
+        pid = new_resident()
+        waiting = threading.Thread(target=lambda: as_platform(producer).create_listing(
+            "01", actor=v.actor(pid), personId=v.person(pid),
+            healthcareFacilityHSAId="SE2321000016-01VC", listingType=v.listing_type()))
+        waiting.start()
+        assert held.wait(20), "the CreateListing never started"
+        ii = '<c:root>{}</c:root><c:extension>{}</c:extension>'
+        update = envelope(
+            '<UpdateListing xmlns="urn:riv:supportprocess:logistics:carelisting:'
+            'UpdateListingResponder:2" xmlns:c="urn:riv:supportprocess:logistics:carelisting:2">'
+            f'<personId>{ii.format("1.2.752.129.2.1.3.1", pid)}</personId>'
+            f'<newListingCounty>{ii.format("1.2.752.129.2.2.1.18", "08")}</newListingCounty>'
+            f'<homeCounty>{ii.format("1.2.752.129.2.2.1.18", "01")}</homeCounty>'
+            '</UpdateListing>')
+        answer = post(producer, "/UpdateListing/2/rivtabp21", update)
+        assert answer.status_code == 200, answer.text
+        assert b"resultCode>OK<" in answer.content, answer.text
+        types = post(producer, TYPES_PATH, envelope(TYPES_BODY))
+        assert types.status_code == 200
+        assert waiting.is_alive()  # the CreateListing is still held all the while
+    finally:
+        release.set()
+        server.stop()
+        region.db.dispose()
