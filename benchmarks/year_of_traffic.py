@@ -23,11 +23,13 @@ sustained rate means for the full year and its peak hour. Deterministic for a se
 population (the pilot's is: seed 1).
 
 Through the real pilot: SOAP calls go to the platform with the 1177 e-service's certificate
-(``pki/eservice.pem`` next to ``endpoints.json``); population events are written to the
-pilot's population register (``population.db``, as ``listning population move|birth|death|
-emigrate`` do) and reach the regions through its change feed; afterwards the benchmark waits
-until every region's feed position has caught up and every outbox is drained, and counts the
-platform's legs (region-to-region UpdateListing included) from its message log.
+(``pki/eservice.pem`` next to ``endpoints.json``), after one warm-up call per region before
+the clock starts; population events are written to the pilot's population register
+(``population.db``, as ``listning population move|birth|death|emigrate`` do) and reach the
+regions through its change feed; afterwards the benchmark waits until every region's feed
+position has caught up and every outbox is drained, and counts the platform's calls
+(region-to-region UpdateListing included) from its message log. If a part of the pilot dies
+during a repeat, the run says so and stops repeating (exit status 1).
 
 ``--start-pilot`` runs ``listning pilot --free-ports --data-dir TMP --population N --regions R``
 as a child, waits for ``endpoints.json``, replays ``--repeat`` samples (new seeds, new persons)

@@ -8,6 +8,7 @@ For readable error messages in tools and tests use xmlschema instead; it is ~100
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -76,9 +77,22 @@ def _driver_source() -> bytes:
     ).encode()
 
 
-@cache
+_BUILDING = threading.Lock()
+
+
 def driver_schema() -> etree.XMLSchema:
-    """The compiled schema for every header and body element of the release."""
+    """The compiled schema for every header and body element of the release.
+
+    Built once, under a lock: the first calls of a region under load came from several
+    request threads at once, and libxml2 building the schema concurrently crashed a region
+    (SIGSEGV, "Document is not valid XML Schema": benchmarks/year_of_traffic.py). Servers
+    build it at start-up, in the main thread, before any request thread runs."""
+    with _BUILDING:
+        return _build_driver_schema()
+
+
+@cache
+def _build_driver_schema() -> etree.XMLSchema:
     # Our own contract files: resolved locally with entity resolution and network off.
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     doc = etree.fromstring(_driver_source(), parser, base_url=SCHEMAS_DIR.as_uri() + "/")

@@ -223,6 +223,11 @@ async def serve(args: argparse.Namespace, prefork: PreforkChild | None = None) -
                               feed_step(region, population)))
     # Everything loaded so far lives as long as the process: keep the collector off it
     # (the compiled models and SQLAlchemy make full collections slow).
+    # The release's schema, built here in the main thread before any request thread runs
+    # (interactions.validation.driver_schema says why).
+    from interactions.validation import driver_schema
+
+    driver_schema()
     gc.freeze()
 
     stopping = stop_event()

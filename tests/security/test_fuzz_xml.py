@@ -215,6 +215,11 @@ def test_no_entity_is_ever_resolved(data: bytes) -> None:
 
 @fuzz_settings(0.2)
 @given(st.integers(200, 200_000), st.sampled_from(["header", "body", "payload"]))
+@example(251, "header").via("found by CI")
+@example(253, "header").via("the limit")
+@example(254, "header").via("the limit")
+@example(254, "body").via("the limit")
+@example(255, "body").via("the limit")
 def test_deep_nesting_is_refused_or_read_in_bounded_time(depth: int, where: str) -> None:
     nest = "<d>" * depth + "</d>" * depth
     head = f'<x:H xmlns:x="urn:h">{nest}</x:H>' if where == "header" else ""
@@ -224,7 +229,10 @@ def test_deep_nesting_is_refused_or_read_in_bounded_time(depth: int, where: str)
     data = (f'<s:Envelope xmlns:s="{SOAP11}"><s:Header>{head}</s:Header>'
             f"<s:Body>{body}</s:Body></s:Envelope>").encode()
     loaded = run_loader(data)
-    assert isinstance(loaded, XmlInputError) == (depth > 250)  # libxml2's depth limit, kept
+    # libxml2's depth limit (256 elements deep), kept: Envelope, Header/Body and the wrapper
+    # element count too (found by CI at depth 251 in the header, which is 254 deep: accepted)
+    levels = depth + (2 if where == "body" else 3)
+    assert isinstance(loaded, XmlInputError) == (levels > 256)
     run_vp(data)
     run_validator(data)
 
