@@ -71,7 +71,6 @@ import signal
 import sqlite3
 import ssl
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -228,19 +227,9 @@ class World:
         return None
 
     def stop(self) -> None:
-        for s in reversed(self.running):
-            if s.proc is not None and s.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(s.proc.pid, signal.SIGTERM)
-        for s in reversed(self.running):
-            if s.proc is None:
-                continue
-            try:
-                s.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(s.proc.pid, signal.SIGKILL)
-                s.proc.wait(10)
+        from listning.supervisor import stop_together
+
+        stop_together(self.running)
         self.running.clear()
         for name in self.pg_databases:
             with contextlib.suppress(Exception):

@@ -62,7 +62,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -419,22 +418,6 @@ def population_template(work: Path, size: int, seed: int) -> tuple[Path, set[str
     return path, pids
 
 
-def _stop_all(services: list[Any]) -> None:
-    for s in reversed(services):
-        if s.proc is not None and s.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(s.proc.pid, signal.SIGTERM)
-    for s in reversed(services):
-        if s.proc is None:
-            continue
-        try:
-            s.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(s.proc.pid, signal.SIGKILL)
-            s.proc.wait(10)
-
-
 def _count(engine: Any, sql: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(sql)).scalar_one())
@@ -444,6 +427,7 @@ def run_processes(world: World, backend: str, work: Path, population_db: Path,
                   outbox_interval: float, batch: int, timeout: float) -> dict[str, Any]:
     """The pilot's processes with the world loaded; the closure by the operator command."""
     from listning import pilot as pilot_mod
+    from listning.supervisor import stop_together
     from producers.config import default_database_url
     from producers.context import local_now
 
@@ -525,7 +509,7 @@ def run_processes(world: World, backend: str, work: Path, population_db: Path,
         finally:
             for e in engines.values():
                 e.dispose()
-            _stop_all(running)
+            stop_together(running)
 
 
 # --- main ------------------------------------------------------------------------------------

@@ -108,6 +108,26 @@ class Service:
             self.proc.wait()
 
 
+def stop_together(services: list[Service], grace: float = 30.0) -> None:
+    """SIGTERM every running service at once (last started first), then wait for each;
+    SIGKILL what has not stopped within ``grace``. Quicker than ``Supervisor.stop_all`` (one
+    after another) when nothing depends on the stop order: tests and benchmarks that run the
+    pilot's pieces themselves."""
+    for s in reversed(services):
+        if s.proc is not None and s.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(s.proc.pid, signal.SIGTERM)
+    for s in reversed(services):
+        if s.proc is None:
+            continue
+        try:
+            s.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(s.proc.pid, signal.SIGKILL)
+            s.proc.wait(10)
+
+
 class Supervisor:
     """Runs services in start order; stops them in reverse order, whatever happens."""
 

@@ -23,7 +23,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -39,7 +38,7 @@ from consumers import values as v
 from consumers.client import ClientError, ListingClient
 from interactions.identifiers import make_personal_id
 from listning import pilot as pilot_mod
-from listning.supervisor import Service
+from listning.supervisor import Service, stop_together
 from producers.texts import TEXTS
 from routing.catalogue.service import Catalogue
 
@@ -84,22 +83,6 @@ class World:
         return time.monotonic() - started
 
 
-def _stop(services: list[Service]) -> None:
-    for s in reversed(services):
-        if s.proc is not None and s.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(s.proc.pid, signal.SIGTERM)
-    for s in reversed(services):
-        if s.proc is None:
-            continue
-        try:
-            s.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(s.proc.pid, signal.SIGKILL)
-            s.proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     d = (tmp_path_factory.mktemp("chaos") / "pilot").resolve()
@@ -123,7 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             s.wait_ready()
         yield World(d, {s.name: s for s in services}, pilot_mod.endpoints(plan, ports, ids))
     finally:
-        _stop(running)
+        stop_together(running)
 
 
 def _residents() -> dict[str, str]:
