@@ -80,6 +80,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from listning.runtime import pg_reachable
+
 PG_ADMIN = os.environ.get("LISTNING_BENCH_POSTGRES_URL",
                           "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 RESULTS = REPO / "benchmarks" / "results" / "cross_region.json"
@@ -103,18 +105,6 @@ _FAULT_TEXT = re.compile(rb"<faultstring>([^<]*)<")
 
 def _pg_url(name: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-def pg_reachable() -> bool:
-    from sqlalchemy import create_engine, text
-    try:
-        engine = create_engine(PG_ADMIN, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
 
 
 def _pg_admin(sql: str) -> None:
@@ -1055,7 +1045,7 @@ def main(argv: list[str] | None = None) -> int:
         if v not in VARIANTS:
             p.error(f"unknown sender variant {v!r}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if "postgres" in backends and not pg_reachable():
+    if "postgres" in backends and not pg_reachable(PG_ADMIN):
         print(f"PostgreSQL at {PG_ADMIN} is not reachable: skipped", file=sys.stderr)
         backends.remove("postgres")
 

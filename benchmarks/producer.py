@@ -68,6 +68,7 @@ from interactions.identifiers import (
 from interactions.models import message_class
 from interactions.validation import driver_schema
 from interactions.xmlload import hardened_parser
+from listning.runtime import pg_reachable
 
 PG_ADMIN = os.environ.get("LISTNING_BENCH_POSTGRES_URL",
                           "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -170,17 +171,6 @@ def database(backend: str, work: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def pg_reachable() -> bool:
-    try:
-        engine = create_engine(PG_ADMIN, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
 
 
 # --- in-process ------------------------------------------------------------------------------
@@ -448,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*'cgi' is deprecated.*")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     processes = [int(x) for x in args.processes.split(",") if x.strip()]
-    if "postgres" in backends and not pg_reachable():
+    if "postgres" in backends and not pg_reachable(PG_ADMIN):
         print(f"PostgreSQL at {PG_ADMIN} is not reachable: skipped", file=sys.stderr)
         backends.remove("postgres")
     residents = Residents(seed=int(time.time()))

@@ -79,6 +79,7 @@ from sqlalchemy import create_engine, insert, text
 
 from interactions import identifiers as ids
 from interactions.identifiers import make_personal_id, personal_id_root
+from listning.runtime import pg_reachable
 
 PG_ADMIN = os.environ.get("LISTNING_BENCH_POSTGRES_URL",
                           "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -172,17 +173,6 @@ def make_world(work: Path, residents: int, foreign_share: float, background: flo
 
 
 # --- databases -------------------------------------------------------------------------------
-
-def pg_reachable() -> bool:
-    try:
-        engine = create_engine(PG_ADMIN, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
 
 @contextlib.contextmanager
 def databases(backend: str, work: Path, counties: list[str]) -> Iterator[dict[str, str]]:
@@ -548,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if "postgres" in backends and not pg_reachable():
+    if "postgres" in backends and not pg_reachable(PG_ADMIN):
         print(f"PostgreSQL at {PG_ADMIN} is not reachable: skipped", file=sys.stderr)
         backends.remove("postgres")
     work = Path(tempfile.mkdtemp(prefix="listning-closure-"))

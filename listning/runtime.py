@@ -41,6 +41,21 @@ def engine_url(url: str | URL) -> URL:
     return with_driver(make_url(url))
 
 
+
+def pg_reachable(url: str, timeout: int = 3) -> bool:
+    """Whether a PostgreSQL server answers at ``url`` (benchmarks skip their PostgreSQL rows
+    when it does not)."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(engine_url(url), connect_args={"connect_timeout": timeout})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # any failure to connect means: not reachable here
+        return False
+
 # --- stopping a server --------------------------------------------------------------------------
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

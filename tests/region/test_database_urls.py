@@ -194,3 +194,12 @@ def test_the_population_register_takes_a_bare_postgresql_url(pg_database, capsys
         assert [c.person_id for c in register.changes_since(0)] == [pid]
     finally:
         register.close()
+
+
+def test_pg_reachable_tells_a_server_that_answers_from_one_that_does_not(pg_database):
+    from listning.runtime import pg_reachable
+
+    assert pg_reachable(pg_database)  # a bare postgresql:// URL, as the benchmarks take it
+    closed = pg_database.replace(":5432/", f":{free_port()}/")
+    assert closed != pg_database
+    assert not pg_reachable(closed, timeout=1)
