@@ -107,7 +107,8 @@ def _moved_away_to(region: Region, s: Session, pid: str, at: datetime) -> str | 
     if lives_in == me:
         from producers import flows
 
-        flows.resident_again(region, s, listings.lock_person(s, pid, at), at)
+        # the caller holds the person's lock, so the row is there (read just above)
+        flows.resident_again(region, s, person or listings.lock_person(s, pid, at), at)
         return None
     return lives_in or hint
 
