@@ -349,6 +349,13 @@ class Regions(RuleBasedStateMachine):
             mine = [ch for ch in who.choices if ch.listed]
             taken_back = {(c, x.registered_at) for c, x in everywhere
                           if x.end_reason in NOT_ACCEPTED_END}
+            # every choice a listing that was not accepted in the end stood for: a re-choice
+            # moves its registration time on, so the first choice's time is in its notice
+            not_accepted = {(c, x.id) for c, x in everywhere if x.end_reason in NOT_ACCEPTED_END}
+            taken_back |= {(c, datetime.fromisoformat(r.payload["registered_at"]))
+                           for c in w.regions for r in outbox_rows(w.region(c), pid)
+                           if r.purpose in ("change", "rechoice")
+                           and (c, (r.on_refusal or {}).get("listing_id")) in not_accepted}
             # a re-choice of the listing held there, refused by the home region or withdrawn
             taken_back |= {(c, datetime.fromisoformat(r.payload["registered_at"]))
                            for c in w.regions for r in outbox_rows(w.region(c), pid)
@@ -641,14 +648,15 @@ def test_two_refused_choices_in_one_region_never_come_back(templates: Templates)
         w.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open finding: docs/reliability.md (refused re-choices)")
 def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
         templates: Templates) -> None:
-    """Found by the soak on 2026-11-26 (open): a schedule with the 12-month limit used up and
-    many re-choices and changes refused or pending at once (schedules/…, one rule call per
-    line, replayed as hypothesis ran it) ends with a listing in force that is not the
-    resident's last accepted choice."""
+    """Found by the soak on 2026-11-26: a schedule with the 12-month limit used up and many
+    choices, re-choices and changes refused or pending at once (schedules/…, one rule call per
+    line, replayed as hypothesis ran it). The regions were right — the listing chosen at
+    10:00:47 stays in force, every later choice refused at the limit — and the machine's model
+    was wrong: a re-choice moves a listing's registration time on, so when the home region
+    then refuses that listing, the first choice it stood for (only in its notice) is taken
+    back too. The replay keeps that reading of the checks honest."""
     Regions.templates = templates
     machine = Regions()
     try:
