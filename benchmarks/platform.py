@@ -87,9 +87,11 @@ def pinned(cpu: int | None, cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def process(cmd: list[str], port: int, log: Path):
+def process(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None):
+    """``env``: extra environment variables for the process (on top of ours)."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                env={**os.environ, **env} if env else None)
     try:
         wait_port(port)
         yield proc
@@ -133,10 +135,11 @@ def nginx_cmd(conf: Path) -> list[str]:
 
 
 @contextmanager
-def producer(work: Path, cpu: int | None, use_nginx: bool):
+def producer(work: Path, cpu: int | None, use_nginx: bool, response: str = RESPONSE):
+    """A producer answering every POST with ``response`` (a canned SOAP envelope)."""
     port = free_port()
     if use_nginx:
-        body = RESPONSE.replace("'", "\\'")
+        body = response.replace("'", "\\'")
         conf = nginx_conf(work, "producer", port, cpu, f"""
           server {{
             listen 127.0.0.1:{port} backlog=1024;
@@ -148,7 +151,7 @@ def producer(work: Path, cpu: int | None, use_nginx: bool):
     script = work / "producer.py"
     script.write_text(textwrap.dedent(f"""
         from aiohttp import web
-        BODY = {RESPONSE!r}.encode()
+        BODY = {response!r}.encode()
         async def answer(request):
             await request.read()
             return web.Response(body=BODY, content_type="text/xml", charset="utf-8")
@@ -180,17 +183,21 @@ def nginx_proxy(work: Path, cpu: int | None, upstream: str):
 
 
 @contextmanager
-def vp(work: Path, cpu: int | None, upstream: str):
+def vp(work: Path, cpu: int | None, upstream: str, contract: str = NS, path: str = PATH,
+       extra: tuple[str, ...] = (), env: dict[str, str] | None = None):
+    """The platform, routing ``contract`` at logical address 08 to ``upstream + path``;
+    ``extra``: more ``serve`` arguments, ``env``: more environment variables."""
     snap = work / "snapshot.json"
     forever = (date(2020, 1, 1), date(2099, 12, 31))
     Snapshot("bench", datetime.now(UTC),
-             [Route(NS, "08", upstream + PATH, "RIVTABP21", "SE2321000073-lk08", *forever)],
-             [Permission(CONSUMER, NS, "08", *forever)]).save(snap)
+             [Route(contract, "08", upstream + path, "RIVTABP21", "SE2321000073-lk08",
+                    *forever)],
+             [Permission(CONSUMER, contract, "08", *forever)]).save(snap)
     port = free_port()
     cmd = [sys.executable, "-m", "routing.vp", "serve", "--catalogue", str(snap), "--port", "-1",
            "--http-port", str(port), "--trusted-proxy", "127.0.0.1", "--state-dir",
-           str(work / "vp-state"), "--instance-name", "vp-bench"]
-    with process(pinned(cpu, cmd), port, work / "vp.log") as proc:
+           str(work / "vp-state"), "--instance-name", "vp-bench", *extra]
+    with process(pinned(cpu, cmd), port, work / "vp.log", env) as proc:
         yield f"http://127.0.0.1:{port}", proc
 
 
