@@ -382,12 +382,19 @@ def undo_listing(region: Region, s: Session, listing_id: int, restore_id: int | 
         return False
     lock_person(s, listing.person_id, now)
     s.refresh(listing)
+    if listing.valid_to is not None and listing.end_reason == "listed_elsewhere":
+        # News of a later choice ended it before the home region's refusal came: it was
+        # never accepted, so it ends as refused, as if taken back at once.
+        end_listing(listing, listing.valid_from, reason)
+        _withdraw_rechoices(s, listing, now)
+        return False
     if listing.valid_to is not None and listing.end_reason != "changed":
         return False  # already ended for another reason
     newer = s.execute(select(Listing).where(  # a newer choice that was not taken back
         Listing.person_id == listing.person_id, Listing.id > listing.id,
         or_(Listing.end_reason.is_(None),
             Listing.end_reason.not_in(("refused_by_home", "cancelled"))))).scalars().first()
+    _withdraw_rechoices(s, listing, now)
     if newer is not None:
         if listing.end_reason == "changed":
             listing.end_reason = reason  # refused: a later take-back must not restore it
@@ -441,11 +448,9 @@ def undo_reaffirm(region: Region, s: Session, undo: dict, now: datetime, reason:
         return False
     lock_person(s, listing.person_id, now)
     s.refresh(listing)
-    if listing.valid_to is not None:
-        return False  # ended since, for its own reason
     if listing.registered_at != datetime.fromisoformat(undo["reaffirmed_at"]):
         return False  # chosen again since; that choice stands
-    before = undo["before"]
+    before, ends = undo["before"], undo.get("ends")
     while True:  # back past earlier re-choices of this listing that were refused as well
         earlier = next((row for row in s.execute(select(OutboxMessage).where(
             OutboxMessage.person_id == listing.person_id,
@@ -455,14 +460,36 @@ def undo_reaffirm(region: Region, s: Session, undo: dict, now: datetime, reason:
         if earlier is None or earlier.status not in ("refused", "cancelled"):
             break
         before = earlier.on_refusal["before"]
+        # a notification held off only by that re-choice ends the listing now
+        ends = min(filter(None, (ends, earlier.on_refusal.get("ends"))), default=None)
     listing.registered_at = datetime.fromisoformat(before["registered_at"])
     listing.personnel_hsa_id = before["personnel_hsa_id"]
     listing.type_code, listing.type_system = before["type_code"], before["type_system"]
-    if undo.get("ends"):
-        end_listing(listing, datetime.fromisoformat(undo["ends"]), "listed_elsewhere")
+    # Ended since (its registration is put back all the same: the re-choice never stood)?
+    if listing.valid_to is not None:
+        if ends and listing.end_reason == "changed":
+            # Replaced here by a newer choice: should the home region refuse that one too,
+            # this listing must not come back (the notification would have ended it).
+            listing.end_reason = "listed_elsewhere"
+    elif ends:
+        end_listing(listing, datetime.fromisoformat(ends), "listed_elsewhere")
         s.flush()
         admit_from_queue(region, s, listing.unit_hsa_id, now)
     return True
+
+
+def _withdraw_rechoices(s: Session, listing: Listing, now: datetime) -> None:
+    """A listing taken back cannot be chosen again: its re-choices still waiting to be sent
+    would tell the home region of a choice that no longer stands (and, being newer than
+    anything it knows, outweigh the resident's real choices there). Withdraw them, leased
+    ones too: the worker reads a row's status again before it sends and before it records
+    the answer. One already on its way is not called back; the stale rule is all there is."""
+    for row in s.execute(select(OutboxMessage).where(
+            OutboxMessage.person_id == listing.person_id, OutboxMessage.purpose == "rechoice",
+            OutboxMessage.status == "pending")).scalars():
+        if (row.on_refusal or {}).get("listing_id") == listing.id:
+            row.status, row.finished_at = "cancelled", now
+            row.last_error = "withdrawn: the listing was taken back"
 
 
 def _replaced_by(s: Session, listing: Listing) -> Listing | None:

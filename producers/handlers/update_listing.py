@@ -276,13 +276,15 @@ def _at_listing_region(region: Region, s: Session, pid: str, new: str, home: str
                 Listing.person_id == pid, Listing.end_reason == "changed",
                 Listing.registered_at <= event_at)).scalars():
             old.end_reason = "listed_elsewhere"
-        # Likewise if that choice was of this very listing (a re-choice): a refusal puts the
-        # listing back as it was, and then this notification ends it.
+        # Likewise for a re-choice (of this listing, or of one it replaced here) made after
+        # this notification of a listing that was older: a refusal puts that listing back as
+        # it was, and then this notification ends it.
         for row in s.execute(select(OutboxMessage).where(
                 OutboxMessage.person_id == pid, OutboxMessage.purpose == "rechoice",
                 OutboxMessage.status == "pending")).scalars():
             undo = row.on_refusal or {}
-            if undo.get("listing_id") == own.id and not undo.get("ends"):
+            if (not undo.get("ends")
+                    and datetime.fromisoformat(undo["before"]["registered_at"]) <= event_at):
                 row.on_refusal = {**undo, "ends": effective_at.isoformat()}
         return "OK", text("stale_ignored")
     for q in queued:

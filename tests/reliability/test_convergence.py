@@ -648,19 +648,13 @@ def test_two_refused_choices_in_one_region_never_come_back(templates: Templates)
         w.close()
 
 
-def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
-        templates: Templates) -> None:
-    """Found by the soak on 2026-11-26: a schedule with the 12-month limit used up and many
-    choices, re-choices and changes refused or pending at once (schedules/…, one rule call per
-    line, replayed as hypothesis ran it). The regions were right — the listing chosen at
-    10:00:47 stays in force, every later choice refused at the limit — and the machine's model
-    was wrong: a re-choice moves a listing's registration time on, so when the home region
-    then refuses that listing, the first choice it stood for (only in its notice) is taken
-    back too. The replay keeps that reading of the checks honest."""
+def replay(templates: Templates, name: str) -> None:
+    """Run a recorded schedule (schedules/NAME.txt, one rule call per line, as hypothesis
+    printed it) and check the invariants after every step and at quiescence."""
     Regions.templates = templates
     machine = Regions()
     try:
-        path = Path(__file__).parent / "schedules" / "refused-rechoices-at-the-limit.txt"
+        path = Path(__file__).parent / "schedules" / f"{name}.txt"
         for line in path.read_text().splitlines():
             call = ast.parse(line, mode="eval").body  # rule(keyword=literal, ...)
             assert isinstance(call, ast.Call) and isinstance(call.func, ast.Name), line
@@ -670,3 +664,40 @@ def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
         machine.settle_and_check()
     finally:
         machine.world.close()
+
+
+def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
+        templates: Templates) -> None:
+    """Found by the soak on 2026-11-26: a schedule with the 12-month limit used up and many
+    choices, re-choices and changes refused or pending at once. The regions were right — the
+    listing chosen at 10:00:47 stays in force, every later choice refused at the limit — and
+    the machine's model was wrong: a re-choice moves a listing's registration time on, so when
+    the home region then refuses that listing, the first choice it stood for (only in its
+    notice) is taken back too. The replay keeps that reading of the checks honest."""
+    replay(templates, "refused-rechoices-at-the-limit")
+
+
+@pytest.mark.parametrize("name", [
+    # a re-choice still waiting in the outbox when the home region refused the listing's
+    # change: sent anyway, the home took it as the newest choice and ended an accepted one
+    "rechoice-of-a-taken-back-listing",
+    # news "listed at home" held off by a change here (itself newer), while the listing that
+    # change replaced waited on a re-choice: both refused, that listing came back — listed in
+    # two places
+    "held-off-forward-then-two-refusals",
+    # the home's refusal of a change came after news of a later choice had ended the
+    # listing: it stayed "listed elsewhere", as if the choice had been accepted
+    "refusal-after-news-ended-the-listing",
+    # a re-choice refused after the listing had ended: its registration time stayed the
+    # refused re-choice's
+    "refused-rechoice-of-an-ended-listing",
+    # two re-choices of one listing refused out of order, news held off by the earlier one:
+    # going back past both, the listing must end as the news said
+    "two-refused-rechoices-out-of-order",
+])
+def test_take_backs_keep_one_listing_and_the_last_accepted_choice(templates: Templates,
+                                                                  name: str) -> None:
+    """Found by a 400-schedule soak on 2026-11-26, each shrunk to 5-7 steps (fixed in
+    producers/listings.py: undo_listing,
+    undo_reaffirm, _withdraw_rechoices; producers/handlers/update_listing.py)."""
+    replay(templates, name)
