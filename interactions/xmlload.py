@@ -62,7 +62,9 @@ def parse_bytes(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._El
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if exc.lineno else None
         raise XmlInputError("malformed", f"not well-formed XML: {exc.msg}", line) from None
-    if root.getroottree().docinfo.doctype:
+    # The byte check above cannot see a DOCTYPE in an encoding that is not ASCII-compatible
+    # (UTF-16, say). internalDTD is set for any DOCTYPE and is cheaper than docinfo.doctype.
+    if root.getroottree().docinfo.internalDTD is not None:
         raise XmlInputError("doctype", "DOCTYPE declarations are not allowed in messages", 1)
     return root
 

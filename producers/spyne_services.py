@@ -34,12 +34,12 @@ from spyne.error import Fault
 from spyne.server.wsgi import WsgiApplication
 
 from interactions.contracts import producer_contracts
-from interactions.models import to_element
 from interactions.spyne_glue import (
     keep_written,
     logical_address,
     riv_operation,
     riv_wsgi_application,
+    write_response,
 )
 from interactions.validation import validate_element
 from interactions.xmlload import DEFAULT_MAX_BYTES
@@ -126,7 +126,7 @@ def answer(region: Region, contract: str, ctx: Any, request: Any) -> Any:
     finally:
         current_correlation_id.reset(token)
     try:
-        element = to_element(response)
+        element = write_response(ctx, response)
         problems = [str(p) for p in validate_element(element)]
     except (TypeError, ValueError) as exc:
         problems = [f"cannot be written: {exc}"]
