@@ -9,19 +9,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import bindparam, delete, exists, func, or_, select, text
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from interactions import identifiers as ids
 from producers import outbox
 from producers.config import Unit
+from producers.storage import history
 from producers.storage.models import (
     HomeRecord,
     Listing,
@@ -53,13 +56,20 @@ def _person_insert(dialect_insert: Any) -> Any:
         deceased=False, emigrated=False)
 
 
-# PostgreSQL: ON CONFLICT DO UPDATE locks an existing row as SELECT ... FOR UPDATE would (and a
-# new row is ours until commit), in one statement. The update changes nothing. SQLite: one
-# writer at a time, nothing to lock.
-_LOCK_PERSON_PG = _person_insert(pg_insert).on_conflict_do_update(
-    index_elements=["person_id"], set_={"id_root": _persons.c.id_root})
-_ENSURE_PERSON_SQLITE = _person_insert(sqlite_insert).on_conflict_do_nothing(
-    index_elements=["person_id"])
+def _lock_and_load(dialect_insert: Any) -> Any:
+    """The person's row, inserted if missing, returned as the ORM object — one statement.
+
+    PostgreSQL: ON CONFLICT DO UPDATE locks an existing row as SELECT ... FOR UPDATE would (and
+    a new row is ours until commit). The update changes nothing; it is there so that RETURNING
+    gives the existing row too (DO NOTHING returns none). SQLite: one writer at a time, nothing
+    to lock; the same statement saves the separate read. An object already in the session is
+    returned as it is (no ``populate_existing``), as ``Session.get`` would."""
+    upsert = _person_insert(dialect_insert).on_conflict_do_update(
+        index_elements=["person_id"], set_={"id_root": _persons.c.id_root})
+    return select(Person).from_statement(upsert.returning(*_persons.c))
+
+
+_LOCK_PERSON = {"postgresql": _lock_and_load(pg_insert), "sqlite": _lock_and_load(sqlite_insert)}
 _UNIT_CLOSED = select(UnitClosure.__table__.c.unit_hsa_id).where(
     UnitClosure.__table__.c.unit_hsa_id == bindparam("unit"))
 _OCCUPIED = select(func.count()).select_from(_listings).where(
@@ -71,10 +81,15 @@ _UNIT_COUNTS = select(_OCCUPIED.scalar_subquery(), select(func.count()).select_f
     _queue.c.unit_hsa_id == bindparam("unit")).scalar_subquery())
 _CURRENT = (select(Listing).where(Listing.person_id == bindparam("pid"),
                                   Listing.valid_to.is_(None)).order_by(Listing.id.desc()))
-_LISTINGS_OF = select(Listing).where(Listing.person_id == bindparam("pid")).order_by(
-    Listing.valid_from)
-_QUEUE_OF_UNIT = (select(QueueEntry).where(QueueEntry.unit_hsa_id == bindparam("unit"))
-                  .order_by(QueueEntry.queued_at, QueueEntry.id))
+_CURRENT_ROW = (select(_listings).where(_listings.c.person_id == bindparam("pid"),
+                                        _listings.c.valid_to.is_(None))
+                .order_by(_listings.c.id.desc()))
+_LISTINGS_OF = select(_listings).where(_listings.c.person_id == bindparam("pid")).order_by(
+    _listings.c.valid_from)
+_QUEUE_HEAD = (select(_queue).where(_queue.c.unit_hsa_id == bindparam("unit"))
+               .order_by(_queue.c.queued_at, _queue.c.id).limit(1))
+_QUEUE_IDS_OF_UNIT = (select(_queue.c.id).where(_queue.c.unit_hsa_id == bindparam("unit"))
+                      .order_by(_queue.c.queued_at, _queue.c.id))
 _QUEUE_OF_PERSON = (select(QueueEntry).where(QueueEntry.person_id == bindparam("pid"))
                     .order_by(QueueEntry.id))
 _TAKEN = (select(_listings.c.unit_hsa_id, func.count()).where(
@@ -88,6 +103,28 @@ _CHANGES = (select(ListingChange.__table__.c.changed_at).where(
     ListingChange.__table__.c.changed_at > bindparam("since"))
     .order_by(ListingChange.__table__.c.changed_at))
 _HAS_HOME_RECORD = select(exists().where(HomeRecord.__table__.c.person_id == bindparam("pid")))
+_BIRTH_DATE = select(_persons.c.birth_date).where(_persons.c.person_id == bindparam("pid"))
+_HOME_COUNTY = select(
+    select(_persons.c.home_county).where(_persons.c.person_id == bindparam("pid"))
+    .scalar_subquery(),
+    exists().where(HomeRecord.__table__.c.person_id == bindparam("pid")))
+_PLACES_OF_PERSON = (select(_queue).where(_queue.c.person_id == bindparam("pid"))
+                     .order_by(_queue.c.id))
+_INSERT_LISTING = insert(_listings)
+_END_LISTING = update(_listings).where(_listings.c.id == bindparam("lid")).values(
+    valid_to=bindparam("ends"), end_reason=bindparam("why"))
+_INSERT_CHANGE = insert(ListingChange.__table__)
+_home = HomeRecord.__table__
+# in the order of set_home_record's values (compared as a tuple)
+_HOME_RECORD_OF = select(_home.c.listing_county, _home.c.since, _home.c.effective_at,
+                         _home.c.event_at, _home.c.type_code, _home.c.type_system).where(
+    _home.c.person_id == bindparam("pid"))
+_HOME_VALUES = {"listing_county": bindparam("county"), "since": bindparam("since"),
+                "effective_at": bindparam("effective_at"), "event_at": bindparam("event_at"),
+                "type_code": bindparam("type_code"), "type_system": bindparam("type_system")}
+_INSERT_HOME_RECORD = insert(_home).values(person_id=bindparam("pid"), **_HOME_VALUES)
+_UPDATE_HOME_RECORD = update(_home).where(_home.c.person_id == bindparam("pid")).values(
+    **_HOME_VALUES)
 
 
 def _core(s: Session, stmt: object, params: dict[str, object]) -> CursorResult:
@@ -118,15 +155,38 @@ def keep(s: Session, obj: T) -> T:
     return obj
 
 
+def held(s: Session, cls: type[T], pk: object) -> T | None:
+    """The session's object for ``pk`` if it holds one (no query): what ``s.get`` returns
+    without reading the database."""
+    # the identity key as SQLAlchemy forms it (class, primary key tuple, identity token);
+    # ``orm.util.identity_key`` costs more than the lookup
+    return s.identity_map.get((cls, (pk,), None))  # type: ignore[return-value]
+
+
+def birth_date_here(s: Session, pid: str) -> date | None:
+    """The person's birth date in our database, if we know it: from the session's object if it
+    holds one, else a Core read (an ORM read cost several times as much)."""
+    person = held(s, Person, pid)
+    return person.birth_date if person is not None else \
+        _core(s, _BIRTH_DATE, {"pid": pid}).scalar()
+
+
+def home_county_here(s: Session, pid: str) -> tuple[str | None, bool | None]:
+    """The person's home county in our database and, when it costs nothing more, whether we
+    have a home record for them (else None): from the session's object if it holds one, else
+    both in one Core read."""
+    person = held(s, Person, pid)
+    if person is not None:
+        return person.home_county, None
+    county, has_record = _core(s, _HOME_COUNTY, {"pid": pid}).one()
+    return county, bool(has_record)
+
+
 def lock_person(s: Session, pid: str, now: datetime, root: str | None = None) -> Person:
     """The person's row, created if missing, locked for the rest of the transaction."""
-    postgres = s.get_bind().dialect.name == "postgresql"
-    _core(s, _LOCK_PERSON_PG if postgres else _ENSURE_PERSON_SQLITE,
-          {"pid": pid, "root": root or ids.personal_id_root(pid), "now": now})
-    # Locked already: the ORM object is read as any other (an identity-map hit if it is loaded).
-    person = s.get(Person, pid)
-    assert person is not None  # created above, and deleted by no one while we hold the lock
-    return keep(s, person)
+    person = s.execute(_LOCK_PERSON[s.get_bind().dialect.name],
+                       {"pid": pid, "root": root or ids.personal_id_root(pid), "now": now})
+    return keep(s, person.scalar_one())
 
 
 def lock_unit(s: Session, unit_hsa_id: str) -> None:
@@ -154,9 +214,16 @@ def current_listing(s: Session, pid: str) -> Listing | None:
     return s.execute(_CURRENT, {"pid": pid}).scalars().first()
 
 
-def visible_listings(s: Session, pid: str, now: datetime) -> list[Listing]:
-    """Listings a resident sees now: current ones and ones that end in the future."""
-    rows = s.execute(_LISTINGS_OF, {"pid": pid}).scalars()
+def current_listing_row(s: Session, pid: str) -> Row | None:
+    """``current_listing`` as a row of the listing's columns, for a caller that only reads it
+    (or passes it to ``register_listing``): a Core read, where an ORM read cost twice as much."""
+    return _core(s, _CURRENT_ROW, {"pid": pid}).first()
+
+
+def visible_listings(s: Session, pid: str, now: datetime) -> list[Any]:
+    """Listings a resident sees now: current ones and ones that end in the future (rows with
+    the listings' columns: a Core read, for reading)."""
+    rows = _core(s, _LISTINGS_OF, {"pid": pid})
     return [r for r in rows if (r.valid_to is None or r.valid_to > now)
             and (r.valid_to is None or r.valid_to > r.valid_from)]
 
@@ -216,20 +283,30 @@ def effective_time(rule: str, now: datetime) -> datetime:
 
 # --- queues ------------------------------------------------------------------------------------
 
-def queue_of(s: Session, unit_hsa_id: str) -> list[QueueEntry]:
-    return list(s.execute(_QUEUE_OF_UNIT, {"unit": unit_hsa_id}).scalars())
-
-
 def has_queue(s: Session, unit_hsa_id: str) -> bool:
     return _core(s, _HAS_QUEUE, {"unit": unit_hsa_id}).first() is not None
 
 
-def queue_position(s: Session, entry: QueueEntry) -> int:
-    return 1 + next(i for i, e in enumerate(queue_of(s, entry.unit_hsa_id)) if e.id == entry.id)
+def queue_position(s: Session, entry: QueuePlace) -> int:
+    ids_ = _core(s, _QUEUE_IDS_OF_UNIT, {"unit": entry.unit_hsa_id}).scalars()
+    return 1 + next(i for i, id_ in enumerate(ids_) if id_ == entry.id)
 
 
 def queue_entries_of(s: Session, pid: str) -> list[QueueEntry]:
     return list(s.execute(_QUEUE_OF_PERSON, {"pid": pid}).scalars())
+
+
+class QueuePlace(Protocol):
+    """What ``queue_position`` and ``register_listing`` need of a place in a queue (a
+    ``QueueEntry``, or a row of ``queue_places_of``)."""
+
+    id: int
+    unit_hsa_id: str
+
+
+def queue_places_of(s: Session, pid: str) -> list[Any]:
+    """``queue_entries_of`` as rows with the entries' columns: a Core read, for reading."""
+    return list(_core(s, _PLACES_OF_PERSON, {"pid": pid}).all())
 
 
 def estimated_wait(unit: Unit, position: int) -> int:
@@ -264,15 +341,18 @@ def limit_reached(region: Region, s: Session, pid: str, now: datetime) -> bool:
 
 def record_change(s: Session, pid: str, now: datetime, to_county: str,
                   message_id: str | None = None) -> None:
-    s.add(ListingChange(person_id=pid, changed_at=now, to_county=to_county,
-                        message_id=message_id))
+    # a Core INSERT: nothing reads the row as an object, and a flush cost several times more
+    _core(s, _INSERT_CHANGE, {"person_id": pid, "changed_at": now, "to_county": to_county,
+                              "message_id": message_id})
 
 
 def has_listing_anywhere(region: Region, s: Session, pid: str,
-                         current: Listing | Literal[False] | None = False) -> bool:
+                         current: Listing | Row | Literal[False] | None = False) -> bool:
     """Home region's view: is the resident listed somewhere now (so a new choice is a change)?
 
     ``current``: the caller's ``current_listing(s, pid)``, if it has it (saves a query)."""
+    if current is not False and current is not None:
+        return True  # listed here: no need to look for a record
     if has_home_record(s, pid):
         return True
     return (current_listing(s, pid) if current is False else current) is not None
@@ -286,7 +366,17 @@ def has_home_record(s: Session, pid: str) -> bool:
 def set_home_record(s: Session, pid: str, county: str, now: datetime, effective_at: datetime,
                     event_at: datetime, type_code: str | None = None,
                     type_system: str | None = None) -> str | None:
-    """Record where a resident is listed; returns the county recorded before (if any)."""
+    """Record where a resident is listed; returns the county recorded before (if any).
+
+    With Core statements, the history period too (``history.record_set``), unless the session
+    holds the record as an object: then through it, so that the object stays true (the
+    ``before_flush`` hook writes the history then)."""
+    if s.autoflush:
+        s.flush()  # a record being removed is gone, a new one is in the identity map
+    if held(s, HomeRecord, pid) is None:
+        return _set_home_record_core(s, pid, {
+            "county": county, "since": now, "effective_at": effective_at, "event_at": event_at,
+            "type_code": type_code, "type_system": type_system})
     record = s.get(HomeRecord, pid)
     before = record.listing_county if record else None
     if record is None:
@@ -301,34 +391,73 @@ def set_home_record(s: Session, pid: str, county: str, now: datetime, effective_
     return before
 
 
+def _set_home_record_core(s: Session, pid: str, values: dict[str, Any]) -> str | None:
+    """``set_home_record`` for a record the session does not hold: what the ORM and the
+    history hook would write, without the unit of work (a read, a write, the history's)."""
+    conn = s.connection()
+    old = conn.execute(_HOME_RECORD_OF, {"pid": pid}).first()
+    if old is not None and tuple(old) == tuple(values.values()):
+        return old.listing_county  # unchanged: the ORM would write nothing either
+    conn.execute(_UPDATE_HOME_RECORD if old is not None else _INSERT_HOME_RECORD,
+                 {"pid": pid, **values})
+    history.record_set(conn, pid, values["county"], values["since"], values["effective_at"],
+                       values["event_at"], values["type_code"], values["type_system"])
+    return old.listing_county if old is not None else None
+
+
 # --- registering a listing ---------------------------------------------------------------------
 
+def _end_replaced(s: Session, listing: Listing | Row, at: datetime) -> None:
+    """``end_listing(listing, at, "changed")`` written at once with a Core UPDATE (a flush of
+    the unit of work for one row cost several times more). The session's object for the
+    listing, if it holds one, stays true to the row (``set_committed_value``: as if loaded
+    so, nothing left to flush)."""
+    valid_to = max(at, listing.valid_from)  # as end_listing: never before its start
+    _core(s, _END_LISTING, {"lid": listing.id, "ends": valid_to, "why": "changed"})
+    obj = held(s, Listing, listing.id)
+    if obj is not None:
+        set_committed_value(obj, "valid_to", valid_to)
+        set_committed_value(obj, "end_reason", "changed")
+
+
+def _insert_listing(s: Session, pid: str, choice: ListingChoice, eff: datetime, now: datetime,
+                    origin: str) -> Listing:
+    """Write a new listing with one Core INSERT: the ORM's unit of work for it (flush, identity
+    map) cost several times the statement. Returns the row as a ``Listing`` that is *not* the
+    session's: nothing changes a new listing in the transaction that registers it (a change to
+    this object would not be saved; read it with ``s.get`` first)."""
+    values = {"person_id": pid, "unit_hsa_id": choice.unit.hsa_id, "type_code": choice.type_code,
+              "type_system": choice.type_system, "personnel_hsa_id": choice.personnel_hsa_id,
+              "home_county": choice.home_county, "valid_from": eff, "valid_to": None,
+              "registered_at": now, "origin": origin, "end_reason": None}
+    inserted = _core(s, _INSERT_LISTING, values).inserted_primary_key
+    return Listing(id=inserted[0], **values)
+
+
 def register_listing(region: Region, s: Session, pid: str, choice: ListingChoice,
-                     now: datetime, origin: str, current: Listing | Literal[False] | None = False,
-                     queued: list[QueueEntry] | None = None) -> tuple[Listing, int | None]:
-    """Make ``choice`` the person's listing here; returns it and the id of the outbox row that
-    tells the home region (None when this region is the home region).
+                     now: datetime, origin: str,
+                     current: Listing | Row | Literal[False] | None = False,
+                     queued: Sequence[QueuePlace] | None = None,
+                     ) -> tuple[Listing, OutboxMessage | None]:
+    """Make ``choice`` the person's listing here; returns it and the outbox row that tells the
+    home region (None when this region is the home region), both as written (see
+    ``_insert_listing`` and ``outbox.enqueue``).
 
     The caller has checked the rules (and, at home, counted the change). ``current``: the
-    caller's ``current_listing(s, pid)`` if it has it, read under the person's lock; ``queued``
-    likewise its ``queue_entries_of(s, pid)`` (the places in queues the listing ends)."""
+    caller's ``current_listing(s, pid)`` (or ``current_listing_row``) if it has it, read under
+    the person's lock; ``queued`` likewise its ``queue_places_of(s, pid)`` (the places in
+    queues the listing ends)."""
     eff = effective_time(region.config.rules.takes_effect, now)
     if current is False:
         current = current_listing(s, pid)
     if current is not None:
-        end_listing(current, eff, "changed")
-    new = Listing(person_id=pid, unit_hsa_id=choice.unit.hsa_id, type_code=choice.type_code,
-                  type_system=choice.type_system, personnel_hsa_id=choice.personnel_hsa_id,
-                  home_county=choice.home_county, valid_from=eff, valid_to=None,
-                  registered_at=now, origin=origin)
-    s.add(new)
+        _end_replaced(s, current, eff)
     if queued is None:
         s.execute(delete(QueueEntry).where(QueueEntry.person_id == pid))
-    else:
-        for entry in queued:
-            s.delete(entry)
-    s.flush()
-    row_id: int | None = None
+    elif queued:
+        s.execute(delete(QueueEntry).where(QueueEntry.id.in_([q.id for q in queued])))
+    new = _insert_listing(s, pid, choice, eff, now, origin)
+    row: OutboxMessage | None = None
     if choice.home_county == region.county:
         before = set_home_record(s, pid, region.county, now, eff, now, choice.type_code,
                                  choice.type_system)
@@ -344,10 +473,9 @@ def register_listing(region: Region, s: Session, pid: str, choice: ListingChoice
             type_code=choice.type_code, type_system=choice.type_system,
             registered_at=now, effective_at=eff, purpose="change"), now,
             on_refusal={"listing_id": new.id, "restore_listing_id": restore})
-        row_id = row.id
     if current is not None and current.unit_hsa_id != new.unit_hsa_id:
         admit_from_queue(region, s, current.unit_hsa_id, now)
-    return new, row_id
+    return new, row
 
 
 def admit_from_queue(region: Region, s: Session, unit_hsa_id: str, now: datetime) -> int:
@@ -357,11 +485,11 @@ def admit_from_queue(region: Region, s: Session, unit_hsa_id: str, now: datetime
         return 0
     lock_unit(s, unit.hsa_id)
     admitted = 0
-    while occupied(s, unit.hsa_id) < unit.cap:
-        queue = queue_of(s, unit.hsa_id)
-        if not queue:
+    while True:
+        taken, queued = occupancy(s, unit.hsa_id)
+        if taken >= unit.cap or not queued:
             break
-        head = queue[0]
+        head = _core(s, _QUEUE_HEAD, {"unit": unit.hsa_id}).one()
         lock_person(s, head.person_id, now)
         choice = ListingChoice(unit, head.type_code, head.type_system, head.personnel_hsa_id,
                                head.home_county)
@@ -413,9 +541,9 @@ def undo_listing(region: Region, s: Session, listing_id: int, restore_id: int | 
 
 def reaffirm_listing(region: Region, s: Session, listing: Listing, home: str,
                      personnel_hsa_id: str | None, type_code: str, type_system: str,
-                     now: datetime) -> int:
+                     now: datetime) -> OutboxMessage:
     """A resident of another region chooses the unit they are listed at here again; returns
-    the id of the outbox row that asks the home region to confirm it.
+    the outbox row (as written: ``outbox.enqueue``) that asks the home region to confirm it.
 
     Their home region may have listed them elsewhere since (its UpdateListing ending this
     listing may still be on its way), so this is a choice like any other for the home region
@@ -431,12 +559,11 @@ def reaffirm_listing(region: Region, s: Session, listing: Listing, home: str,
     if personnel_hsa_id is not None:
         listing.personnel_hsa_id = personnel_hsa_id
     listing.type_code, listing.type_system = type_code, type_system
-    row = outbox.enqueue(s, region.county, home, outbox.Notification(
+    return outbox.enqueue(s, region.county, home, outbox.Notification(
         person_id=listing.person_id, new_county=region.county, home_county=home,
         type_code=type_code, type_system=type_system, registered_at=now,
         effective_at=effective_time(region.config.rules.takes_effect, now),
         purpose="rechoice"), now, on_refusal=undo)
-    return row.id
 
 
 def undo_reaffirm(region: Region, s: Session, undo: dict, now: datetime, reason: str) -> bool:
@@ -517,7 +644,7 @@ def nearest_open_unit(region: Region, s: Session, municipality: str | None) -> U
     muni = ids.municipalities().get(municipality or "")
     units = [u for u in region.config.units if ids.LISTING_TYPE_PV in u.listing_types
              and not is_closed(s, u.hsa_id) and occupied(s, u.hsa_id) < u.cap
-             and not queue_of(s, u.hsa_id)]
+             and not has_queue(s, u.hsa_id)]
     if not units:
         return None
     if muni is None:

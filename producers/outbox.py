@@ -29,13 +29,14 @@ import os
 import random
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from interactions import identifiers as ids
 from interactions.models import message_class, type_class
@@ -81,7 +82,8 @@ class Notification:
     ended_county: str | None = None  # a closure passed on by a former home region
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        # the fields one by one: dataclasses.asdict deep-copies each value (~170 calls)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["registered_at"] = self.registered_at.isoformat()
         d["effective_at"] = self.effective_at.isoformat()
         return d
@@ -99,19 +101,32 @@ class Delivery:
     result_text: str | None = None
 
 
+_outbox = OutboxMessage.__table__
+_INSERT = insert(_outbox)
+_LEASE = update(_outbox).where(_outbox.c.id == bindparam("rid")).values(
+    lease_until=bindparam("until"), lease_owner=bindparam("owner"))
+
+
+def _connection(s: Session) -> Any:
+    """The session's connection, its pending changes written first (as an ORM query would)."""
+    if s.autoflush:
+        s.flush()
+    return s.connection()
+
+
 def enqueue(s: Session, from_county: str, to_county: str, n: Notification, now: datetime, *,
             on_refusal: dict[str, Any] | None = None) -> OutboxMessage:
-    """Write an UpdateListing for ``to_county`` in the caller's transaction."""
-    row = OutboxMessage(message_id=f"{from_county}-{uuid4()}", to_county=to_county,
-                        person_id=n.person_id, payload=n.to_json(), purpose=n.purpose,
-                        status="pending", created_at=now, next_attempt_at=now, attempts=0,
-                        on_refusal=on_refusal)
-    s.add(row)
-    s.flush()
-    # held for the transaction (as listings.keep does): a caller that leases the row by id
-    # would otherwise read it again once the session's weak reference is gone
-    s.info.setdefault("listning.keep", []).append(row)
-    return row
+    """Write an UpdateListing for ``to_county`` in the caller's transaction; returns the row.
+
+    One Core INSERT: the ORM's unit of work for it cost several times the statement. The row
+    returned is as written, *not* the session's object: a change to it would not be saved
+    (``lease`` writes a lease; ``s.get`` gives the object to change)."""
+    values = {"message_id": f"{from_county}-{uuid4()}", "to_county": to_county,
+              "person_id": n.person_id, "payload": n.to_json(), "purpose": n.purpose,
+              "status": "pending", "created_at": now, "next_attempt_at": now, "attempts": 0,
+              "on_refusal": on_refusal}
+    inserted = _connection(s).execute(_INSERT, values).inserted_primary_key
+    return OutboxMessage(id=inserted[0], **values)
 
 
 def build_request(row: OutboxMessage) -> Any:
@@ -152,10 +167,14 @@ def _claim(region: Region, now: datetime, limit: int) -> list[int]:
 
 
 def lease(s: Session, row_id: int, now: datetime) -> None:
-    """Hold a row back from the workers while the caller delivers it itself."""
-    row = s.get(OutboxMessage, row_id)
-    if row is not None:
-        row.lease_until, row.lease_owner = now + LEASE, _owner()
+    """Hold a row back from the workers while the caller delivers it itself (one Core UPDATE:
+    no read of the row)."""
+    until, owner = now + LEASE, _owner()
+    _connection(s).execute(_LEASE, {"rid": row_id, "until": until, "owner": owner})
+    row = s.identity_map.get((OutboxMessage, (row_id,), None))
+    if row is not None:  # the session's object, if it holds one, stays true to the row
+        set_committed_value(row, "lease_until", until)
+        set_committed_value(row, "lease_owner", owner)
 
 
 def _alive(pid: int) -> bool:
@@ -185,13 +204,21 @@ def release_orphaned_leases(region: Region) -> int:
     return released
 
 
-def deliver(region: Region, row_id: int, now: datetime) -> Delivery:
-    """Send one (leased) row now and record the outcome."""
-    with region.db.transaction() as s:
-        row = s.get(OutboxMessage, row_id)
-        if row is None or row.status != "pending":
-            return Delivery("skipped")
-        to_county, request = row.to_county, build_request(row)
+def deliver(region: Region, row_id: int, now: datetime,
+            message: tuple[str, Any] | None = None) -> Delivery:
+    """Send one (leased) row now and record the outcome.
+
+    ``message``: the row's receiver and request (``build_request``), when the caller built them
+    in the transaction that wrote and leased the row — pending and held for the caller then, so
+    reading the row back (a transaction) would tell nothing new."""
+    if message is not None:
+        to_county, request = message
+    else:
+        with region.db.transaction() as s:
+            row = s.get(OutboxMessage, row_id)
+            if row is None or row.status != "pending":
+                return Delivery("skipped")
+            to_county, request = row.to_county, build_request(row)
     if region.sender is None:
         failure: Exception | None = NotDelivered("this region has no sender configured")
         response = None
@@ -205,29 +232,44 @@ def deliver(region: Region, row_id: int, now: datetime) -> Delivery:
 
 def _record(region: Region, row_id: int, now: datetime, response: Any,
             failure: Exception | None) -> Delivery:
+    # Core statements on the row (locked on PostgreSQL): this runs for every delivery, and
+    # the ORM's load and flush of the one row cost several times the two statements.
     with region.db.transaction() as s:
-        q = select(OutboxMessage).where(OutboxMessage.id == row_id)
-        row = s.execute(q if region.db.is_sqlite else q.with_for_update()).scalar_one()
+        conn = s.connection()
+        read = _TO_RECORD if region.db.is_sqlite else _TO_RECORD_LOCKED
+        row = conn.execute(read, {"rid": row_id}).one()
         if row.status != "pending":
             return Delivery("skipped")
-        row.attempts += 1
-        row.lease_until = row.lease_owner = None
+        attempts = row.attempts + 1
         if failure is not None:
-            row.last_error = f"{type(failure).__name__}: {failure}"[:2000]
-            row.next_attempt_at = now + backoff(row.attempts, region.rng)
+            error = f"{type(failure).__name__}: {failure}"[:2000]
+            conn.execute(_RECORD_FAILURE, {"rid": row_id, "n": attempts, "error": error,
+                                           "next": now + backoff(attempts, region.rng)})
             log.info("outbox %s to %s not delivered (attempt %d): %s", row.message_id,
-                     row.to_county, row.attempts, row.last_error)
+                     row.to_county, attempts, error)
             return Delivery("not_delivered" if isinstance(failure, NotDelivered) else "unknown")
         code, text = str(response.resultCode), response.resultText
-        row.result_code, row.result_text, row.finished_at = code, text, now
-        if code in DONE_CODES:
-            row.status = "delivered"
+        status = "delivered" if code in DONE_CODES else "refused"
+        conn.execute(_RECORD_ANSWER, {"rid": row_id, "n": attempts, "code": code, "text": text,
+                                      "at": now, "outcome": status})
+        if status == "delivered":
             return Delivery("delivered", code, text)
-        row.status = "refused"
         log.info("outbox %s refused by %s: %s", row.message_id, row.to_county, code)
         if row.on_refusal:
             take_back(region, s, row.on_refusal, now, "refused_by_home")
         return Delivery("refused", code, text)
+
+
+_TO_RECORD = select(_outbox.c.status, _outbox.c.attempts, _outbox.c.message_id,
+                    _outbox.c.to_county, _outbox.c.on_refusal).where(
+    _outbox.c.id == bindparam("rid"))
+_TO_RECORD_LOCKED = _TO_RECORD.with_for_update()
+_RECORD_FAILURE = update(_outbox).where(_outbox.c.id == bindparam("rid")).values(
+    attempts=bindparam("n"), lease_until=None, lease_owner=None, last_error=bindparam("error"),
+    next_attempt_at=bindparam("next"))
+_RECORD_ANSWER = update(_outbox).where(_outbox.c.id == bindparam("rid")).values(
+    attempts=bindparam("n"), lease_until=None, lease_owner=None, result_code=bindparam("code"),
+    result_text=bindparam("text"), finished_at=bindparam("at"), status=bindparam("outcome"))
 
 
 def cancel(region: Region, row_id: int, now: datetime) -> bool:

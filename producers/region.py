@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from producers.config import RegionConfig, resolve_database_url
 from producers.context import CallContext, local_now
-from producers.listings import has_home_record, keep
+from producers.listings import birth_date_here, has_home_record, home_county_here, keep
 from producers.outbox import Sender
 from producers.storage import Database, open_database
 from producers.storage.models import AccessLog, Person
@@ -98,9 +98,9 @@ class Region:
     def home_county_of(self, s: Session, pid: str) -> str | None:
         """The person's home county as this region knows it: the population feed first, then
         the register itself; a home record means the person is (or was) our resident."""
-        person = keep(s, s.get(Person, pid))
-        if person is not None and person.home_county:
-            return person.home_county
+        county, has_record = home_county_here(s, pid)
+        if county:
+            return county
         if self.population is not None:
             try:
                 county = self.population.home_county(pid)
@@ -109,9 +109,9 @@ class Region:
                 county = None
             if county:
                 return county
-        if has_home_record(s, pid):
-            return self.county
-        return None
+        if has_record is None:  # not read with the county (the session held the person)
+            has_record = has_home_record(s, pid)
+        return self.county if has_record else None
 
     def registered_home_county(self, pid: str) -> str | None:
         """The population register's answer now (ahead of our feed position, which may lag);
@@ -153,9 +153,7 @@ class Region:
     def birth_date(self, s: Session, pid: str) -> date:
         from interactions.identifiers import birth_date_of
 
-        person = keep(s, s.get(Person, pid))
-        return person.birth_date if person is not None and person.birth_date else \
-            birth_date_of(pid)
+        return birth_date_here(s, pid) or birth_date_of(pid)
 
     def log_access(self, s: Session, ctx: CallContext, contract: str, action: str,
                    person_id: str | None, actor: Any, result_code: str) -> None:

@@ -14,8 +14,10 @@ notification to the worker.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from producers import listings, outbox
@@ -30,7 +32,7 @@ from producers.handlers.common import (
     response,
     run,
 )
-from producers.storage.models import Listing, QueueEntry
+from producers.storage.models import Listing, OutboxMessage, QueueEntry
 from producers.texts import text
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class _Pending:
 
     outbox_id: int
     listing: Listing
+    message: tuple[str, Any]  # the row's receiver and request, built as it was written
     confirmed: str | None = None  # the answer once the home region agrees (default: listed)
 
 
@@ -101,30 +104,32 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
     check_guardian_consent(region, s, req.actor, pid, unit.hsa_id, ctx)
 
     # Choices that are not a change of unit: no change consumed, no one else told.
-    entries = listings.queue_entries_of(s, pid)
+    entries = listings.queue_places_of(s, pid)
     queued = next((q for q in entries if q.unit_hsa_id == unit.hsa_id), None)
     if queued is not None:
         position = listings.queue_position(s, queued)
         if req.addToQueue is False:
-            s.delete(queued)
+            s.execute(delete(QueueEntry).where(QueueEntry.id == queued.id))
             return response(CONTRACT, "OK", text("left_queue", unit=unit.name))
         return response(CONTRACT, "OK", text("already_queued", unit=unit.name, position=position))
-    current = listings.current_listing(s, pid)
+    # A row (a Core read): only choosing the unit again changes the listing itself (the object).
+    current = listings.current_listing_row(s, pid)
     if current is not None and current.unit_hsa_id == unit.hsa_id and home != cfg.county:
         # Listed here already, as far as we know: but the home region may have listed the
         # resident elsewhere since, its UpdateListing ending this listing still on its way.
         # Only the home region can tell, so it confirms this choice like any other.
         changed_doctor = personnel is not None and personnel != current.personnel_hsa_id
-        outbox_id = listings.reaffirm_listing(region, s, current, home, personnel, ltype.code,
-                                              ltype.code_system, now)
-        outbox.lease(s, outbox_id, now)
-        return _Pending(outbox_id, current, text(
+        listing = _object(s, current)
+        row = listings.reaffirm_listing(region, s, listing, home, personnel, ltype.code,
+                                        ltype.code_system, now)
+        return _Pending(row.id, listing, _lease(s, row, now), text(
             "doctor_changed" if changed_doctor else "unchanged", unit=unit.name))
     if current is not None and current.unit_hsa_id == unit.hsa_id:
         changed_doctor = personnel is not None and personnel != current.personnel_hsa_id
+        listing = _object(s, current)
         if personnel is not None:
-            current.personnel_hsa_id = personnel
-        current.type_code, current.type_system = ltype.code, ltype.code_system
+            listing.personnel_hsa_id = personnel
+        listing.type_code, listing.type_system = ltype.code, ltype.code_system
         key = "doctor_changed" if changed_doctor else "unchanged"
         return response(CONTRACT, "OK", text(key, unit=unit.name))
 
@@ -156,13 +161,26 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
     choice = listings.ListingChoice(unit, ltype.code, ltype.code_system, personnel, home)
     # ``current`` and ``entries`` were read under the person's lock and nothing since has
     # changed them
-    new, outbox_id = listings.register_listing(region, s, pid, choice, now, origin="choice",
-                                               current=current, queued=entries)
-    if outbox_id is None:
+    new, row = listings.register_listing(region, s, pid, choice, now, origin="choice",
+                                         current=current, queued=entries)
+    if row is None:
         return response(CONTRACT, "OK", text("listed", unit=unit.name,
                                              date=new.valid_from.date().isoformat()))
-    outbox.lease(s, outbox_id, now)  # this request delivers it; keep the workers off it
-    return _Pending(outbox_id, new)
+    return _Pending(row.id, new, _lease(s, row, now))
+
+
+def _object(s: Session, row: Any) -> Listing:
+    """The session's object for a listing read as a row, to change it."""
+    listing = s.get(Listing, row.id)
+    assert listing is not None  # read under the person's lock
+    return listing
+
+
+def _lease(s: Session, row: OutboxMessage, now: datetime) -> tuple[str, Any]:
+    """This request delivers the row: keep the workers off it, and build its message now (the
+    row is at hand; ``outbox.deliver`` need not read it back)."""
+    outbox.lease(s, row.id, now)
+    return row.to_county, outbox.build_request(row)
 
 
 def _confirm_with_home(region: Region, pending: _Pending, req: Any, ctx: CallContext) -> Any:
@@ -178,7 +196,7 @@ def _confirm_with_home(region: Region, pending: _Pending, req: Any, ctx: CallCon
 def _home_verdict(region: Region, pending: _Pending, ctx: CallContext) -> Any:
     unit = _unit_name(region, pending.listing.unit_hsa_id)
     day = pending.listing.valid_from.date().isoformat()
-    delivery = outbox.deliver(region, pending.outbox_id, ctx.now)
+    delivery = outbox.deliver(region, pending.outbox_id, ctx.now, pending.message)
     if delivery.outcome == "delivered":
         if delivery.result_code == "INFO":
             return response(CONTRACT, "INFO", delivery.result_text)

@@ -41,7 +41,7 @@ def _read(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
                         healthcareFacility=facility(region, s, unit),
                         healthcarePersonnel=personnel(member) if member else None,
                         isInQueue=False, remainingChanges=remaining))
-    for q in listings.queue_entries_of(s, pid):
+    for q in listings.queue_places_of(s, pid):
         unit = region.config.unit(q.unit_hsa_id)
         if unit is None:
             continue

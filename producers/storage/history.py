@@ -1,10 +1,12 @@
 """History the reports need for past dates (``HomeHistory``, ``PayerChange``).
 
 - **Home records → ``home_history``.** Every home record written (``listings.set_home_record``,
-  wherever it is called) is mirrored here by a ``before_flush`` hook on all sessions: a record
-  naming another county than the open period closes it and opens a new one; the same county
-  continues it. Code that *removes* a home record says when and why first, with
-  ``home_record_ends`` (the record itself does not know): the period is closed at that time.
+  wherever it is called) is mirrored here by a ``before_flush`` hook on all sessions — or,
+  when ``set_home_record`` writes the record with Core statements, by its call of
+  ``record_set``: a record naming another county than the open period closes it and opens a
+  new one; the same county continues it. Code that *removes* a home record says when and why
+  first, with ``home_record_ends`` (the record itself does not know): the period is closed at
+  that time.
 - **Payer → ``payer_changes``.** ``change_payer`` sets a listing's ``home_county`` and records
   from when the new region pays.
 
@@ -67,20 +69,22 @@ def _close(conn: Any, pid: str, at: datetime, reason: str,
         conn.execute(_END_PERIOD, {"hid": row_id, "ends": max(at, valid_from), "why": reason})
 
 
-def _record_set(conn: Any, rec: HomeRecord) -> None:
-    start = max(rec.effective_at, rec.since)
-    open_ = conn.execute(_OPEN_PERIODS, {"pid": rec.person_id}).all()
-    if open_ and open_[0].listing_county == rec.listing_county:
+def record_set(conn: Any, pid: str, county: str, since: datetime, effective_at: datetime,
+               event_at: datetime, type_code: str | None, type_system: str | None) -> None:
+    """The history of a home record written with these values (by the hook below, or by
+    ``listings.set_home_record``, which writes the record itself with Core statements)."""
+    start = max(effective_at, since)
+    open_ = conn.execute(_OPEN_PERIODS, {"pid": pid}).all()
+    if open_ and open_[0].listing_county == county:
         # another unit in the same county: the period goes on
         conn.execute(_GO_ON, {"hid": open_[0].id, "starts": min(open_[0].valid_from, start),
-                              "event": rec.event_at, "code": rec.type_code,
-                              "system": rec.type_system})
+                              "event": event_at, "code": type_code, "system": type_system})
         return
-    _close(conn, rec.person_id, start, "changed", open_)
+    _close(conn, pid, start, "changed", open_)
     conn.execute(_OPEN_PERIOD, {
-        "person_id": rec.person_id, "listing_county": rec.listing_county, "valid_from": start,
-        "valid_to": None, "effective_at": rec.effective_at, "recorded_at": rec.since,
-        "event_at": rec.event_at, "type_code": rec.type_code, "type_system": rec.type_system})
+        "person_id": pid, "listing_county": county, "valid_from": start, "valid_to": None,
+        "effective_at": effective_at, "recorded_at": since, "event_at": event_at,
+        "type_code": type_code, "type_system": type_system})
 
 
 @event.listens_for(Session, "before_flush")
@@ -102,4 +106,5 @@ def _before_flush(s: Session, _context: Any, _instances: Any) -> None:
             at, reason = max(rec.since, rec.effective_at), "removed"
         _close(conn, rec.person_id, at, reason)
     for rec in records:
-        _record_set(conn, rec)
+        record_set(conn, rec.person_id, rec.listing_county, rec.since, rec.effective_at,
+                   rec.event_at, rec.type_code, rec.type_system)
