@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from consumers.client import ListingClient
-from consumers.values import actor, person
+from consumers.values import actor, county, listing_type, person
 from listning.supervisor import free_port, wait_for_port
 from producers.config import load_config
 from producers.population.test_persons import TOLVAN
@@ -226,6 +226,15 @@ def test_a_region_connected_while_the_pilot_runs_is_offered_without_restart(
 
 def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(pilot: Pilot,
                                                               data_dir: Path) -> None:
+    # Tolvan is listed in 08 (by the e-service test before, or here when the browser tests
+    # cannot run): the data a restart must keep.
+    client = pilot.client()
+    who = {"actor": actor(TOLVAN.person_id), "personId": person(TOLVAN.person_id)}
+    if [c.extension for c in client.get_listing_county("01", **who).response.listingCounties
+            or []] != ["08"]:
+        made = client.create_listing("08", healthcareFacilityHSAId=KALMAR_UNIT.hsa_id,
+                                     listingType=listing_type(), homeCounty=county("01"), **who)
+        assert made.result_code == "OK", made.response.resultText
     children = pilot.children()
     assert len(children) >= 6, children  # catalogue, platform, population, 2 regions, e-service
     assert pilot.interrupt() == 0
