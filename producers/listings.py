@@ -539,6 +539,15 @@ def undo_listing(region: Region, s: Session, listing_id: int, restore_id: int | 
 
 
 
+def awaiting_home(s: Session, listing: Listing) -> bool:
+    """Whether a notice of this listing's choice (or of a re-choice of it) still waits for the
+    home region's answer."""
+    rows = s.execute(select(OutboxMessage.on_refusal).where(
+        OutboxMessage.person_id == listing.person_id, OutboxMessage.status == "pending",
+        OutboxMessage.purpose.in_(("change", "rechoice")))).scalars()
+    return any((undo or {}).get("listing_id") == listing.id for undo in rows)
+
+
 def reaffirm_listing(region: Region, s: Session, listing: Listing, home: str,
                      personnel_hsa_id: str | None, type_code: str, type_system: str,
                      now: datetime) -> OutboxMessage:

@@ -120,6 +120,16 @@ def _register(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
         # Only the home region can tell, so it confirms this choice like any other.
         changed_doctor = personnel is not None and personnel != current.personnel_hsa_id
         listing = _object(s, current)
+        if listings.awaiting_home(s, listing):
+            # The home region has not yet answered the notice of this very listing (the choice
+            # of it, or an earlier re-choice): a second notice adds nothing it could decide
+            # on, and it could be taken for a newer choice while the first is being refused.
+            # The doctor and type change here; the answer is the one still awaited.
+            if personnel is not None:
+                listing.personnel_hsa_id = personnel
+            listing.type_code, listing.type_system = ltype.code, ltype.code_system
+            return response(CONTRACT, "INFO", text(
+                "home_pending", unit=unit.name, date=listing.valid_from.date().isoformat()))
         row = listings.reaffirm_listing(region, s, listing, home, personnel, ltype.code,
                                         ltype.code_system, now)
         return _Pending(row.id, listing, _lease(s, row, now), text(

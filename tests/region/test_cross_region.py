@@ -342,6 +342,35 @@ def test_choosing_again_is_refused_when_home_has_no_changes_left(make_region, pe
     assert listing_counties(r01, pid) == ["01"]
 
 
+def test_choosing_again_while_home_has_not_answered_sends_nothing_new(make_region, people,
+                                                                    clock, network):
+    """The home region's answer to the choice is lost (the listing stands, INFO); choosing
+    the same unit again must not send a second notice the home could confirm as "no change"
+    while it refuses the first (the resident would be told "listed" at a unit taken back)."""
+    r01 = make_region("01", changes_per_12_months=1)
+    r08 = make_region("08")  # 08 keeps the listing and lets its outbox deliver later
+    pid = people.adult("01")
+    assert wire(r01.handle(create(pid, unit(r01)), ctx_for(clock))).resultCode == "OK"
+    clock.advance(minutes=1)
+    assert wire(r01.handle(create(pid, unit(r01, 1)), ctx_for(clock))).resultCode == "OK"
+    clock.advance(minutes=1)  # the one change of the year is used up
+    network.lose_responses.add("01")
+    assert wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock))).resultCode == "INFO"
+    network.lose_responses.clear()
+    clock.advance(minutes=1)
+    network.sent.clear()
+
+    again = wire(r08.handle(create(pid, unit(r08), home="01"), ctx_for(clock)))
+
+    assert again.resultCode == "INFO" and "inte bekräftat" in again.resultText
+    assert network.sent == []  # nothing new for the home region to decide on
+    clock.advance(hours=2)
+    run_outboxes(network, clock)  # the first notice again: refused at the limit
+    assert listed_units(r08, pid) == []
+    assert listed_units(r01, pid) == [unit(r01, 1)]
+    assert listing_counties(r01, pid) == ["01"]
+
+
 def test_a_new_doctor_in_another_region_is_confirmed_by_home(make_region, people, clock,
                                                             network):
     r01, r08 = make_region("01"), make_region("08")  # 01 refuses when home is unreachable

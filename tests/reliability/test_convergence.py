@@ -180,7 +180,11 @@ class Regions(RuleBasedStateMachine):
                     return
                 if code in ("OK", "INFO"):
                     assert after == [(listing.id, doctor)], answer.resultText
-                    who.choices.append(Choice(w.clock(), county, unit.hsa_id, code, True))
+                    # a new choice for the home region — unless the listing's own notice is
+                    # still unanswered: then only the doctor changed, and the answer waits
+                    chosen = any(x.registered_at == w.clock()
+                                 for x in current_listings(region, who.pid))
+                    who.choices.append(Choice(w.clock(), county, unit.hsa_id, code, chosen))
                 else:
                     assert after in ([], [(listing.id, listing.personnel_hsa_id)]), after
                 TOTALS[f"answer:{code}"] += 1
@@ -681,6 +685,11 @@ def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
     # a re-choice still waiting in the outbox when the home region refused the listing's
     # change: sent anyway, the home took it as the newest choice and ended an accepted one
     "rechoice-of-a-taken-back-listing",
+    # the unit chosen again while the home region's answer to its choice was still awaited
+    # (lost): the re-choice was confirmed as "no change", then the choice refused — the
+    # resident was told "listed" at a unit taken back, and a choice made in between was
+    # ended by it
+    "rechoice-of-a-listing-awaiting-home",
     # news "listed at home" held off by a change here (itself newer), while the listing that
     # change replaced waited on a re-choice: both refused, that listing came back — listed in
     # two places
