@@ -510,6 +510,7 @@ class Outcome:
     code: str  # resultCode, "FAULT:VP004", "TIMEOUT", "TRANSPORT", "INVALID", "REGISTER:…"
     counties: list[str] = field(default_factory=list)  # GetListingCounty's answer
     items: int = 0  # facilities (GetAvailableHealthcareFacilities) or listings (GetListing)
+    text: str = ""  # resultText or faultstring of an answer that is not OK/INFO (to explain it)
 
     @property
     def ok(self) -> bool:
@@ -520,29 +521,32 @@ def _local(tag: Any) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
-def read_answer(contract: str, status: int, content: bytes) -> tuple[str, list[str], int]:
+def read_answer(contract: str, status: int,
+                content: bytes) -> tuple[str, list[str], int, str]:
     from interactions.validation import read_envelope
     from interactions.xmlload import parse_bytes
 
     try:
         payload = read_envelope(parse_bytes(content)).payload
     except ValueError:
-        return f"HTTP {status}", [], 0
+        return f"HTTP {status}", [], 0, ""
     if _local(payload.tag) == "Fault":
         text = (payload.findtext("faultstring") or "").strip()
         head = text.split(" ", 1)[0]
         vp = head if head.startswith("VP") and head[2:].isdigit() else None
-        return f"FAULT:{vp or (payload.findtext('faultcode') or '?').strip()}", [], 0
-    code, found, items = "NO-RESULTCODE", [], 0
+        return f"FAULT:{vp or (payload.findtext('faultcode') or '?').strip()}", [], 0, text
+    code, found, items, text = "NO-RESULTCODE", [], 0, ""
     for child in payload:
         name = _local(child.tag)
         if name == "resultCode":
             code = (child.text or "").strip()
+        elif name == "resultText":
+            text = (child.text or "").strip()
         elif name == "listingCounties":
             found += [(x.text or "").strip() for x in child if _local(x.tag) == "extension"]
         elif name in ("healthcareFacilities", "listings"):
             items += 1
-    return code, found, items
+    return code, found, items, text if code not in ("OK", "INFO") else ""
 
 
 class AiohttpCaller:
@@ -588,8 +592,8 @@ class AiohttpCaller:
             return Outcome(contract, address, (time.perf_counter() - t) * 1000,
                            f"TRANSPORT:{type(exc).__name__}")
         ms = (time.perf_counter() - t) * 1000
-        code, found, items = read_answer(contract, status, content)
-        return Outcome(contract, address, ms, code, found, items)
+        code, found, items, text = read_answer(contract, status, content)
+        return Outcome(contract, address, ms, code, found, items, text)
 
 
 class ThreadCaller:
@@ -653,7 +657,9 @@ class ThreadCaller:
         found = [x.extension for x in (getattr(res, "listingCounties", None) or [])]
         items = len(getattr(res, "healthcareFacilities", None) or getattr(res, "listings", None)
                     or [])
-        return Outcome(contract, address, ms, r.result_code or "NO-RESULTCODE", found, items)
+        code = r.result_code or "NO-RESULTCODE"
+        text = "" if code in ("OK", "INFO") else str(getattr(res, "resultText", None) or "")
+        return Outcome(contract, address, ms, code, found, items, text)
 
     async def call(self, contract: str, address: str, p: dict[str, Any]) -> Outcome:
         return await asyncio.get_running_loop().run_in_executor(
@@ -934,6 +940,9 @@ def summarise(results: list[EventResult], t0: float, t1: float) -> dict[str, Any
         contracts[name] = {"count": len(cs), "per_s": round(len(cs) / wall, 2),
                            **pcts([c.ms for c in cs]),
                            "errors": dict(Counter(c.code for c in cs if not c.ok)),
+                           # what the answers said (synthetic residents; a few of each kind)
+                           "error_texts": dict(Counter(f"{c.code}: {c.text}"[:300]
+                                                       for c in cs if not c.ok).most_common(5)),
                            "over_1s": sum(c.ms > 1000 for c in cs)}
         if name == "GetListing":
             contracts[name]["with_a_listing"] = sum(c.items > 0 for c in cs)
@@ -1206,6 +1215,9 @@ def print_run(run: dict[str, Any]) -> None:
             errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "-"
             print(f"    {name:<32}{r['count']:>7}{r['per_s']:>8.2f}{r['p50_ms']:>8.0f}"
                   f"{r['p95_ms']:>8.0f}{r['p99_ms']:>8.0f}{r['max_ms']:>8.0f}  {errs}")
+    for name, r in run["contracts"].items():
+        for said, n in (r.get("error_texts") or {}).items():
+            print(f"    {name} answered {n}×  {said}")
     gl, gahf = run["contracts"].get("GetListing"), run["contracts"].get(
         "GetAvailableHealthcareFacilities")
     if gl and gahf:
