@@ -192,14 +192,14 @@ class Regions(RuleBasedStateMachine):
 
     def _applied_at_home(self, home: str, county: str, listing: Listing) -> bool:
         """Whether the home region applied the notification of ``listing``'s choice (it
-        received it and did not answer that it was stale)."""
+        received it, did not refuse it and did not answer that it was stale)."""
         sent = [r.message_id for r in outbox_rows(self.world.region(county), listing.person_id)
                 if r.purpose in ("change", "rechoice")
                 and r.payload["registered_at"] == listing.registered_at.isoformat()]
         with self.world.region(home).db.transaction() as s:
             answers = [s.get(ReceivedMessage, f"id:{m}") for m in sent]
-            return any(a is not None and a.result_text != TEXTS["stale_ignored"]
-                       for a in answers)
+            return any(a is not None and a.result_code in ("OK", "INFO")
+                       and a.result_text != TEXTS["stale_ignored"] for a in answers)
 
     def _counted(self, pid: str) -> int:
         total = 0
@@ -382,8 +382,12 @@ class Regions(RuleBasedStateMachine):
                     assert county == home and kept.registered_at < last.registered_at, where
                     assert not self._applied_at_home(home, last_county, last), where
                 else:
-                    assert not current or current[0][1].registered_at >= last.registered_at, \
-                        where
+                    # relisted after the closure — or, when the home region refused the closed
+                    # choice (or found it stale) after the unit had closed, what it had before
+                    # stands (a passive listing from an earlier closure at home, say)
+                    assert (not current or current[0][1].registered_at >= last.registered_at
+                            or (last_county != home
+                                and not self._applied_at_home(home, last_county, last))), where
             else:
                 raise AssertionError(
                     f"the last accepted choice ({last.unit_hsa_id} at {last.registered_at}) "
@@ -690,6 +694,11 @@ def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
     # resident was told "listed" at a unit taken back, and a choice made in between was
     # ended by it
     "rechoice-of-a-listing-awaiting-home",
+    # a choice in 01 whose notice was held, then its unit closed; the home region refused the
+    # held notice at the limit: its own listing stands (the model took "received" for
+    # "applied"), also when that is a passive listing from a closure at home before
+    "closed-choice-refused-at-the-limit",
+    "closed-choice-refused-after-a-closure-at-home",
     # news "listed at home" held off by a change here (itself newer), while the listing that
     # change replaced waited on a re-choice: both refused, that listing came back — listed in
     # two places
