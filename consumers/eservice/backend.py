@@ -37,6 +37,21 @@ PLATFORM_LOGICAL_ADDRESS = "SE5565594230-NTJP"
 # Which regions are reachable is asked again after this long, so a region the catalogue
 # connects while the e-service runs is offered within seconds (the answer is cheap).
 REACH_CACHE_SECONDS = 5.0
+# Each region's unit list (GetAvailableHealthcareFacilities, as Välj vårdcentral shows it) is
+# kept this long: asking every connected region on every page view was 78 % of the
+# e-service's SOAP calls (docs/performance.md, "A year of traffic"), and units change rarely.
+# Only queue length, wait and whether a unit is full may be this old on the choice page;
+# nothing is decided on them: the confirm page and its POST read the chosen unit again from its
+# region (``Backend.unit``, app.py ``_offerable_unit``) before CreateListing is sent, and the
+# region itself decides on the listing. A failed read is not kept, so the next page asks again.
+UNITS_CACHE_SECONDS = 60.0
+# A page that misses the unit cache asks every connected region at once (all 21 counties):
+# with 4 threads it waited ceil(21/4) = 6 rounds of answers (0.58 s against 0.31 s with 21
+# threads, 21 regions at 50 ms latency). Each thread keeps its own ListingClient (a requests
+# session with its TLS connection to the platform; the zeep clients are per process) and its
+# own malloc arena: about 1 MB RSS per thread, +18 MB for 21 threads instead of 4 on a
+# ~100 MB process (docs/eservice.md). Pages share the pool; under load, calls wait here.
+FANOUT_THREADS = len(ids.counties())
 SWEDEN = ZoneInfo("Europe/Stockholm")
 SHIPPED_REGIONS_DIR = Path(__file__).resolve().parents[2] / "producers" / "regions"
 
@@ -193,14 +208,24 @@ class BackendConfig:
 
 
 class Backend:
+    """``units_cache_seconds`` and ``monotonic`` (the caches' clock) are there for tests."""
+
     def __init__(self, config: BackendConfig,
-                 clock: Callable[[], date] = lambda: swedish_now().date()) -> None:
+                 clock: Callable[[], date] = lambda: swedish_now().date(), *,
+                 units_cache_seconds: float = UNITS_CACHE_SECONDS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.clock = clock
+        self.units_cache_seconds = units_cache_seconds
+        self.monotonic = monotonic
         self._local = threading.local()
         self._reach: dict[str, tuple[float, list[str]]] = {}
         self._reach_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="eservice-call")
+        # county -> (when read, its units); at most one entry per county
+        self._units: dict[str, tuple[float, tuple[UnitView, ...]]] = {}
+        self._units_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=FANOUT_THREADS,
+                                        thread_name_prefix="eservice-call")
         self.unit_municipality = load_unit_directory(config.unit_dirs)
 
     def close(self) -> None:
@@ -244,7 +269,7 @@ class Backend:
     def reach(self, contract: str) -> list[str]:
         """The logical addresses (county codes) the e-service may call ``contract`` at today,
         from the catalogue; a catch-all permission (``*``) means every county."""
-        now = time.monotonic()
+        now = self.monotonic()
         with self._reach_lock:
             cached = self._reach.get(contract)
             if cached and now - cached[0] < REACH_CACHE_SECONDS:
@@ -345,18 +370,7 @@ class Backend:
         else:
             return UnitChoice(home, "none", can_list)
 
-        def read(county: str) -> list[UnitView] | tuple[str, str | None]:
-            try:
-                r = self.listing_client().get_available_healthcare_facilities(county)
-            except ClientError as exc:
-                log.warning("GetAvailableHealthcareFacilities @%s failed: %s", county,
-                            exc.message)
-                return (county, exc.correlation_id)
-            if not r.ok:
-                return (county, r.correlation_id)
-            return [self._unit_view(county, f) for f in r.response.healthcareFacilities or []]
-
-        for got in self._pool.map(read, counties):
+        for got in self._pool.map(self._units_of, counties):
             if isinstance(got, tuple):
                 choice.unreachable.append(got)
             else:
@@ -365,8 +379,35 @@ class Backend:
         choice.units.sort(key=lambda u: (u.county != home, u.county, u.name.casefold()))
         return choice
 
+    def _units_of(self, county: str) -> list[UnitView] | tuple[str, str | None]:
+        """The county's units, from the cache when read less than ``units_cache_seconds``
+        ago; ``(county, correlation id)`` when they could not be read (never cached)."""
+        now = self.monotonic()
+        with self._units_lock:
+            cached = self._units.get(county)
+            if cached and now - cached[0] < self.units_cache_seconds:
+                log.debug("GetAvailableHealthcareFacilities @%s from cache (%.0f s old)",
+                          county, now - cached[0])
+                return list(cached[1])
+        # Not under the lock: a slow region must not hold up the others. Two pages missing
+        # at once both ask; the last to answer is kept.
+        try:
+            r = self.listing_client().get_available_healthcare_facilities(county)
+        except ClientError as exc:
+            log.warning("GetAvailableHealthcareFacilities @%s failed: %s", county, exc.message)
+            return (county, exc.correlation_id)
+        if not r.ok:
+            log.warning("GetAvailableHealthcareFacilities @%s %s (correlation id %s)", county,
+                        r.result_code, r.correlation_id)
+            return (county, r.correlation_id)
+        units = tuple(self._unit_view(county, f) for f in r.response.healthcareFacilities or [])
+        with self._units_lock:
+            self._units[county] = (now, units)
+        return list(units)
+
     def unit(self, county: str, hsa_id: str) -> UnitView | None:
-        """One unit, read again from its region (never trusted from the form)."""
+        """One unit, read again from its region (never trusted from the form, never from
+        the unit cache): what the confirm page shows and the choice is checked against."""
         r = self.listing_client().get_available_healthcare_facilities(
             county, healthcareFacilities=[hsa_id])
         if not r.ok:

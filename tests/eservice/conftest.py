@@ -125,16 +125,14 @@ def harness(stack: Stack | PilotStack,
         own.stop()
 
 
-@pytest.fixture(scope="session")
-def harness_eservice(harness: Stack, stack: Stack | PilotStack,
-                     eservice: EService) -> Iterator[EService]:
-    if harness is stack:
-        yield eservice
-        return
+@pytest.fixture
+def harness_eservice(harness: Stack, tmp_path: Path) -> Iterator[EService]:
+    """An e-service of the test's own on the harness: its unit cache is empty, so a county the
+    test breaks is asked, not shown from units an earlier test's pages read."""
     port = free_port()
-    data_dir = harness.directory / "eservice"
-    es = start_eservice(harness.eservice_argv(port, data_dir),
-                        harness.directory / "eservice.log", port, data_dir)
+    data_dir = tmp_path / "eservice"
+    es = start_eservice(harness.eservice_argv(port, data_dir), tmp_path / "eservice.log",
+                        port, data_dir)
     try:
         yield es
     finally:
