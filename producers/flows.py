@@ -486,8 +486,28 @@ def resident_again(region: Region, s: Session, person: Person, now: datetime) ->
     own = listings.current_listing(s, person.person_id)
     if own is not None:
         history.change_payer(s, own, me, now)  # records from when we pay (reports)
+        _own_listing_is_news(region, s, own, now)
     for q in listings.queue_entries_of(s, person.person_id):
         q.home_county = me
+
+
+def _own_listing_is_news(region: Region, s: Session, own: Listing, now: datetime) -> None:
+    """Home again, with a listing at our own units chosen while the resident lived elsewhere
+    (its notice went to the home region of then): our home record, kept from when they last
+    lived here, may still name a region that lists them from before. The newer choice
+    stands — record it and tell that region to end its listing, as for a choice made here."""
+    record = s.get(HomeRecord, own.person_id)
+    if (record is None or record.listing_county == region.county
+            or record.event_at >= own.registered_at):
+        return
+    before = listings.set_home_record(s, own.person_id, region.county, now, own.valid_from,
+                                      own.registered_at, own.type_code, own.type_system)
+    if before is not None and before != region.county:
+        outbox.enqueue(s, region.county, before, outbox.Notification(
+            person_id=own.person_id, new_county=region.county, home_county=region.county,
+            type_code=own.type_code, type_system=own.type_system,
+            registered_at=own.registered_at, effective_at=own.valid_from,
+            purpose="forward"), now)
 
 
 def _leave(region: Region, s: Session, person: Person, kind: str, change: Any,

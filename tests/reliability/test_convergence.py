@@ -699,6 +699,10 @@ def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
     # "applied"), also when that is a passive listing from a closure at home before
     "closed-choice-refused-at-the-limit",
     "closed-choice-refused-after-a-closure-at-home",
+    # a resident of 03 listed in 08 moves to 01, chooses a unit in 03 (its notice held), and
+    # moves back to 03: 03, home again, kept its old record naming 08 beside its own newer
+    # listing — listed in two places
+    "chosen-away-then-home-again",
     # news "listed at home" held off by a change here (itself newer), while the listing that
     # change replaced waited on a re-choice: both refused, that listing came back — listed in
     # two places
