@@ -534,6 +534,9 @@ def undo_listing(region: Region, s: Session, listing_id: int, restore_id: int | 
     if old is not None and old.end_reason == "changed":
         old.valid_to = None
         old.end_reason = None
+        # a hand-over after a move reached the listing taken back: the one restored is
+        # billed to the same (new) home region
+        history.change_payer(s, old, listing.home_county, now)
     admit_from_queue(region, s, listing.unit_hsa_id, now)
     return True
 

@@ -703,6 +703,9 @@ def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
     # moves back to 03: 03, home again, kept its old record naming 08 beside its own newer
     # listing — listed in two places
     "chosen-away-then-home-again",
+    # a choice in 03 refused at the limit after the resident moved 01 → 08: the hand-over had
+    # made the refused listing 08's to pay; the one restored in its place stayed billed to 01
+    "restored-listing-after-a-move",
     # news "listed at home" held off by a change here (itself newer), while the listing that
     # change replaced waited on a re-choice: both refused, that listing came back — listed in
     # two places
