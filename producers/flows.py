@@ -445,7 +445,11 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
                     type_system=tsys, registered_at=event_at, effective_at=effective_at,
                     purpose="handover"), now)
 
-            tell(new)
+            # A listing here whose own notice is on its way to the new home region already
+            # (chosen with it as home): that notice is the news, counted or refused there; a
+            # hand-over of it would be taken in uncounted.
+            if record is not None or not listings.awaiting_home(s, own, to=new):
+                tell(new)
             if where not in (me, new):
                 tell(where)
         if own is not None:

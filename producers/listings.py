@@ -542,13 +542,15 @@ def undo_listing(region: Region, s: Session, listing_id: int, restore_id: int | 
 
 
 
-def awaiting_home(s: Session, listing: Listing) -> bool:
+def awaiting_home(s: Session, listing: Listing, to: str | None = None) -> bool:
     """Whether a notice of this listing's choice (or of a re-choice of it) still waits for the
-    home region's answer."""
-    rows = s.execute(select(OutboxMessage.on_refusal).where(
+    home region's answer (the home region ``to``, when given)."""
+    q = select(OutboxMessage.on_refusal).where(
         OutboxMessage.person_id == listing.person_id, OutboxMessage.status == "pending",
-        OutboxMessage.purpose.in_(("change", "rechoice")))).scalars()
-    return any((undo or {}).get("listing_id") == listing.id for undo in rows)
+        OutboxMessage.purpose.in_(("change", "rechoice")))
+    if to is not None:
+        q = q.where(OutboxMessage.to_county == to)
+    return any((undo or {}).get("listing_id") == listing.id for undo in s.execute(q).scalars())
 
 
 def reaffirm_listing(region: Region, s: Session, listing: Listing, home: str,

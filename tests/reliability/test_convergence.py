@@ -706,6 +706,10 @@ def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
     # a choice in 03 refused at the limit after the resident moved 01 → 08: the hand-over had
     # made the refused listing 08's to pay; the one restored in its place stayed billed to 01
     "restored-listing-after-a-move",
+    # a resident of 01 (moved to 08, feed unread) chooses in 01 with 08 as home, the notice
+    # lost on its way; reading the move, 01 also handed the listing over to 08, which took it
+    # in uncounted and ended the choice 08 had accepted — then refused the notice itself
+    "handover-of-a-choice-awaiting-the-new-home",
     # news "listed at home" held off by a change here (itself newer), while the listing that
     # change replaced waited on a re-choice: both refused, that listing came back — listed in
     # two places
