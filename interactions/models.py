@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from copy import deepcopy
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from lxml import etree
 from spyne.const.xml import XSI
@@ -178,26 +178,29 @@ _BUILD_LOCK = threading.RLock()  # a half-built table must never be visible to a
 _PRESENT_NONE = object()
 
 
-def _reader(cls: type[RivComplexModel]) -> _Reader:
+_F = TypeVar("_F")
+
+
+def _compiled(cls: type[RivComplexModel], table: dict[type, _F],
+              build: Callable[[type, dict[type, _F]], _F]) -> _F:
+    """``cls``'s reader or writer from ``table``, built (with those of its member classes)
+    on first use and published all at once."""
     orig = cls.__orig__ or cls
-    reader = _READERS.get(orig)
-    if reader is None:
+    done = table.get(orig)
+    if done is None:
         with _BUILD_LOCK:
-            building: dict[type, _Reader] = {}
-            reader = _build_reader(orig, building)
-            _READERS.update(building)
-    return reader
+            building: dict[type, _F] = {}
+            done = build(orig, building)
+            table.update(building)
+    return done
+
+
+def _reader(cls: type[RivComplexModel]) -> _Reader:
+    return _compiled(cls, _READERS, _build_reader)
 
 
 def _writer(cls: type[RivComplexModel]) -> _Writer:
-    orig = cls.__orig__ or cls
-    writer = _WRITERS.get(orig)
-    if writer is None:
-        with _BUILD_LOCK:
-            building: dict[type, _Writer] = {}
-            writer = _build_writer(orig, building)
-            _WRITERS.update(building)
-    return writer
+    return _compiled(cls, _WRITERS, _build_writer)
 
 
 def _invalid(attr: str, text: str, detail: str, child: etree._Element) -> MessageError:

@@ -504,14 +504,8 @@ def _own_listing_is_news(region: Region, s: Session, own: Listing, now: datetime
     if (record is None or record.listing_county == region.county
             or record.event_at >= own.registered_at):
         return
-    before = listings.set_home_record(s, own.person_id, region.county, now, own.valid_from,
-                                      own.registered_at, own.type_code, own.type_system)
-    if before is not None and before != region.county:
-        outbox.enqueue(s, region.county, before, outbox.Notification(
-            person_id=own.person_id, new_county=region.county, home_county=region.county,
-            type_code=own.type_code, type_system=own.type_system,
-            registered_at=own.registered_at, effective_at=own.valid_from,
-            purpose="forward"), now)
+    listings.record_listed_here(region, s, own.person_id, now, own.valid_from,
+                                own.registered_at, own.type_code, own.type_system)
 
 
 def _leave(region: Region, s: Session, person: Person, kind: str, change: Any,

@@ -405,6 +405,20 @@ def _set_home_record_core(s: Session, pid: str, values: dict[str, Any]) -> str |
     return old.listing_county if old is not None else None
 
 
+def record_listed_here(region: Region, s: Session, pid: str, now: datetime,
+                       effective_at: datetime, event_at: datetime, type_code: str | None,
+                       type_system: str | None) -> None:
+    """As the home region: the resident is listed at our own units (chosen at ``event_at``).
+    A region our record named before must end its listing: it is sent a ``forward``."""
+    before = set_home_record(s, pid, region.county, now, effective_at, event_at, type_code,
+                             type_system)
+    if before is not None and before != region.county:
+        outbox.enqueue(s, region.county, before, outbox.Notification(
+            person_id=pid, new_county=region.county, home_county=region.county,
+            type_code=type_code, type_system=type_system, registered_at=event_at,
+            effective_at=effective_at, purpose="forward"), now)
+
+
 # --- registering a listing ---------------------------------------------------------------------
 
 def _end_replaced(s: Session, listing: Listing | Row, at: datetime) -> None:
@@ -459,13 +473,7 @@ def register_listing(region: Region, s: Session, pid: str, choice: ListingChoice
     new = _insert_listing(s, pid, choice, eff, now, origin)
     row: OutboxMessage | None = None
     if choice.home_county == region.county:
-        before = set_home_record(s, pid, region.county, now, eff, now, choice.type_code,
-                                 choice.type_system)
-        if before is not None and before != region.county:
-            outbox.enqueue(s, region.county, before, outbox.Notification(
-                person_id=pid, new_county=region.county, home_county=region.county,
-                type_code=choice.type_code, type_system=choice.type_system,
-                registered_at=now, effective_at=eff, purpose="forward"), now)
+        record_listed_here(region, s, pid, now, eff, now, choice.type_code, choice.type_system)
     else:
         restore = current.id if current is not None else None
         row = outbox.enqueue(s, region.county, choice.home_county, outbox.Notification(
@@ -542,15 +550,22 @@ def undo_listing(region: Region, s: Session, listing_id: int, restore_id: int | 
 
 
 
+def _pending_notices(s: Session, listing: Listing, purposes: tuple[str, ...],
+                     to: str | None = None) -> list[OutboxMessage]:
+    """Our notices about ``listing`` (its choice, re-choices of it) still to be answered."""
+    q = select(OutboxMessage).where(
+        OutboxMessage.person_id == listing.person_id, OutboxMessage.status == "pending",
+        OutboxMessage.purpose.in_(purposes))
+    if to is not None:
+        q = q.where(OutboxMessage.to_county == to)
+    return [row for row in s.execute(q).scalars()
+            if (row.on_refusal or {}).get("listing_id") == listing.id]
+
+
 def awaiting_home(s: Session, listing: Listing, to: str | None = None) -> bool:
     """Whether a notice of this listing's choice (or of a re-choice of it) still waits for the
     home region's answer (the home region ``to``, when given)."""
-    q = select(OutboxMessage.on_refusal).where(
-        OutboxMessage.person_id == listing.person_id, OutboxMessage.status == "pending",
-        OutboxMessage.purpose.in_(("change", "rechoice")))
-    if to is not None:
-        q = q.where(OutboxMessage.to_county == to)
-    return any((undo or {}).get("listing_id") == listing.id for undo in s.execute(q).scalars())
+    return bool(_pending_notices(s, listing, ("change", "rechoice"), to))
 
 
 def reaffirm_listing(region: Region, s: Session, listing: Listing, home: str,
@@ -625,12 +640,9 @@ def _withdraw_rechoices(s: Session, listing: Listing, now: datetime) -> None:
     anything it knows, outweigh the resident's real choices there). Withdraw them, leased
     ones too: the worker reads a row's status again before it sends and before it records
     the answer. One already on its way is not called back; the stale rule is all there is."""
-    for row in s.execute(select(OutboxMessage).where(
-            OutboxMessage.person_id == listing.person_id, OutboxMessage.purpose == "rechoice",
-            OutboxMessage.status == "pending")).scalars():
-        if (row.on_refusal or {}).get("listing_id") == listing.id:
-            row.status, row.finished_at = "cancelled", now
-            row.last_error = "withdrawn: the listing was taken back"
+    for row in _pending_notices(s, listing, ("rechoice",)):
+        row.status, row.finished_at = "cancelled", now
+        row.last_error = "withdrawn: the listing was taken back"
 
 
 def _replaced_by(s: Session, listing: Listing) -> Listing | None:
