@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from listning.runtime import stop_event
+from listning.runtime import return_large_blocks_to_the_os, stop_event
 from producers.config import ConfigError, load_config, resolve_database_url
 
 if TYPE_CHECKING:
@@ -256,6 +256,7 @@ async def serve(args: argparse.Namespace, prefork: PreforkChild | None = None) -
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    return_large_blocks_to_the_os()  # before any thread (and before prefork's children)
     if args.processes != 1:
         from producers.prefork import serve_processes
         return serve_processes(args)

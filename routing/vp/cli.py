@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from listning.runtime import return_large_blocks_to_the_os
 from routing.msglog import register_msglog
 from routing.vp.calllog import CallLog
 from routing.vp.config import PlatformConfig
@@ -85,6 +86,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return_large_blocks_to_the_os()  # before the server's threads start
     try:
         serve(config, call_log=CallLog(None if args.quiet_calls else sys.stderr))
     except (OSError, ValueError) as exc:
