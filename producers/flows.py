@@ -204,8 +204,10 @@ def _close_one(region: Region, s: Session, row: Listing, now: datetime) -> Listi
     record = s.get(HomeRecord, row.person_id)
     if record is not None and record.listing_county == region.county:
         history.home_record_ends(s, row.person_id, now, "unit_closed")
+        # news of a choice older than the one that closed is stale now (update_listing);
+        # a choice made after it, not known here yet, still stands
+        person.home_event_at = max(record.event_at, person.home_event_at or record.event_at)
         s.delete(record)
-        person.home_event_at = now  # older news is stale now (update_listing)
     s.flush()
     return passive_listing_if_due(region, s, row.person_id, now, ignore_grace=True)
 
@@ -259,9 +261,13 @@ def _end_home_periods(s: Session, pids: list[str], at: datetime) -> None:
               .values(valid_to=case((hh.valid_from > at, hh.valid_from),
                                     else_=literal(at, hh.valid_from.type)),
                       end_reason="unit_closed"))
-    # news from before the closure is stale although no record is left (update_listing)
+    # news of a choice older than the one that closed is stale although no record is left
+    # (update_listing); a choice made after it, not known here yet, still stands. (Run
+    # before the records are removed or re-set.)
+    hr = HomeRecord.__table__.c
+    chosen = select(hr.event_at).where(hr.person_id == Person.__table__.c.person_id)
     s.execute(update(Person.__table__).where(Person.__table__.c.person_id.in_(pids))
-              .values(home_event_at=at))
+              .values(home_event_at=chosen.scalar_subquery()))
 
 
 def _record_passive(region: Region, s: Session, pids: list[str], now: datetime) -> None:
@@ -419,14 +425,20 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
     # A region that keeps a home record (or bills a listing here to itself) has been acting
     # as the home region — on the register's word, before its feed said so.
     own = listings.current_listing(s, pid)
-    acting_home = s.get(HomeRecord, pid) is not None or (own is not None
-                                                         and own.home_county == me)
+    ended = _ended_here_as_home(s, person, me)
+    acting_home = (s.get(HomeRecord, pid) is not None
+                   or (own is not None and own.home_county == me) or ended is not None)
     old = me if acting_home else (person.home_county or change.from_county)
     new = region.registered_home_county(pid) or change.to_county
-    if old == new or person.home_county == new:
-        return  # already applied, or moved back before we read it: nothing to do
     # the entry's municipality is for its own county; otherwise ask the register when needed
     municipality = change.municipality if new == change.to_county else None
+    if old == new or person.home_county == new:
+        if new == me and person.home_county != me:
+            # Acting as home already (moved back before we read it): the feed catches up, and
+            # we answer for the resident as home (GetListingCounty reads the feed's county).
+            resident_again(region, s, person, now)
+            person.municipality = municipality or person.municipality
+        return  # already applied, or moved back before we read it: nothing more to do
     if old == me:
         # Old home region: hand over what we know to the new home region (and to the listing
         # region, so that it bills the right region), then forget the out-of-county record.
@@ -452,6 +464,15 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
                 tell(new)
             if where not in (me, new):
                 tell(where)
+        elif ended is not None:
+            # Listed nowhere since a listing we recorded as home ended (a closure here, say,
+            # after the resident had moved but before we read it): the new home region may
+            # keep a record from before naming that listing. Say that it ended, ordered by
+            # its choice: a record older than that goes.
+            outbox.enqueue(s, me, new, outbox.Notification(
+                person_id=pid, new_county=new, home_county=new, type_code=None,
+                type_system=None, registered_at=ended.event_at, effective_at=ended.valid_to,
+                purpose="handover", ended_county=ended.listing_county), now)
         if own is not None:
             history.change_payer(s, own, new, now)
         for q in listings.queue_entries_of(s, pid):
@@ -481,6 +502,19 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
             q.home_county = new
 
 
+def _ended_here_as_home(s: Session, person: Person, me: str) -> HomeHistory | None:
+    """The home-record period that ended last, if we kept the resident's record (acting as
+    home region, perhaps on the register's word before our feed said so) until the listing it
+    named ended — a closure, or the end of a listing elsewhere — and have handed nothing
+    over since; else None."""
+    if person.home_event_at is None or person.home_county not in (None, me):
+        return None
+    last = s.execute(select(HomeHistory).where(HomeHistory.person_id == person.person_id)
+                     .order_by(HomeHistory.id.desc()).limit(1)).scalars().first()
+    return last if last is not None and last.end_reason in ("unit_closed", "returned") \
+        else None
+
+
 def resident_again(region: Region, s: Session, person: Person, now: datetime) -> None:
     """The person lives here (the feed says so, or the register when our feed lags): our own
     listing and queue places are ours to pay for now (moving back to where the listing is;
@@ -504,8 +538,35 @@ def _own_listing_is_news(region: Region, s: Session, own: Listing, now: datetime
     if (record is None or record.listing_county == region.county
             or record.event_at >= own.registered_at):
         return
+    if listings.awaiting_home(s, own):
+        return  # not known to stand yet: own_listing_settled decides when the verdict comes
     listings.record_listed_here(region, s, own.person_id, now, own.valid_from,
                                 own.registered_at, own.type_code, own.type_system)
+
+
+def own_listing_settled(region: Region, s: Session, pid: str, now: datetime) -> None:
+    """The verdict on a notice of a listing here has come (accepted or refused, and anything
+    a refusal took back has been taken back). When we are the resident's home region now —
+    they moved here while the notice was on its way to the home region of then — news we
+    recorded meanwhile was not compared with that listing (update_listing: not known to
+    stand yet). Compare now: the newer stands. Our listing newer: record it and tell the
+    region the record named to end its listing. The record newer: our listing ends, as if
+    that news had come after it."""
+    me = region.county
+    if listings.home_county_here(s, pid)[0] != me:
+        return  # (one Core read: the common case, a resident of another region, stops here)
+    listings.lock_person(s, pid, now)
+    own = listings.current_listing(s, pid)
+    record = s.get(HomeRecord, pid)
+    if (own is None or own.origin == "passive" or record is None
+            or record.listing_county == me or listings.awaiting_home(s, own)):
+        return
+    if own.registered_at > record.event_at:
+        _own_listing_is_news(region, s, own, now)
+        return
+    listings.end_listing(own, record.effective_at, "listed_elsewhere")
+    s.flush()
+    listings.admit_from_queue(region, s, own.unit_hsa_id, now)
 
 
 def _leave(region: Region, s: Session, person: Person, kind: str, change: Any,

@@ -252,16 +252,17 @@ def _record(region: Region, row_id: int, now: datetime, response: Any,
         status = "delivered" if code in DONE_CODES else "refused"
         conn.execute(_RECORD_ANSWER, {"rid": row_id, "n": attempts, "code": code, "text": text,
                                       "at": now, "outcome": status})
-        if status == "delivered":
-            return Delivery("delivered", code, text)
-        log.info("outbox %s refused by %s: %s", row.message_id, row.to_county, code)
-        if row.on_refusal:
-            take_back(region, s, row.on_refusal, now, "refused_by_home")
-        return Delivery("refused", code, text)
+        if status == "refused":
+            log.info("outbox %s refused by %s: %s", row.message_id, row.to_county, code)
+            if row.on_refusal:
+                take_back(region, s, row.on_refusal, now, "refused_by_home")
+        if row.on_refusal:  # a notice of a listing here: its verdict has come
+            _settled(region, s, row.person_id, now)
+        return Delivery(status, code, text)
 
 
 _TO_RECORD = select(_outbox.c.status, _outbox.c.attempts, _outbox.c.message_id,
-                    _outbox.c.to_county, _outbox.c.on_refusal).where(
+                    _outbox.c.to_county, _outbox.c.on_refusal, _outbox.c.person_id).where(
     _outbox.c.id == bindparam("rid"))
 _TO_RECORD_LOCKED = _TO_RECORD.with_for_update()
 _RECORD_FAILURE = update(_outbox).where(_outbox.c.id == bindparam("rid")).values(
@@ -281,7 +282,15 @@ def cancel(region: Region, row_id: int, now: datetime) -> bool:
         row.status, row.finished_at = "cancelled", now
         if row.on_refusal:
             take_back(region, s, row.on_refusal, now, "cancelled")
+            _settled(region, s, row.person_id, now)
         return True
+
+
+def _settled(region: Region, s: Session, pid: str, now: datetime) -> None:
+    """``flows.own_listing_settled``: a notice of a listing here has had its verdict."""
+    from producers import flows  # flows enqueues through this module
+
+    flows.own_listing_settled(region, s, pid, now)
 
 
 def take_back(region: Region, s: Session, undo: dict[str, Any], now: datetime,

@@ -154,15 +154,22 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
     # listing elsewhere): stale, whatever was recorded since.
     before_removal = (person is not None and person.home_event_at is not None
                       and event_at < person.home_event_at)
-    # A hand-over after a move reports the resident's own choice: it beats a passive listing
-    # made here meanwhile, however old it is — unless it is older than such news.
-    beats_passive = (meta.purpose == "handover" and own is not None and own.origin == "passive"
+    # News of the resident's own choice (a change, a re-choice, a hand-over after a move)
+    # beats a passive listing made here meanwhile, however old it is — unless it is older
+    # than such news: the passive listing only stands in for a choice we did not know of.
+    beats_passive = (meta.purpose != "closure" and own is not None and own.origin == "passive"
                      and record is not None and record.listing_county == me
                      and not before_removal)
+    # A listing at our units chosen while the resident lived in another region, whose notice
+    # still waits for that region's verdict: not known to stand yet (it may be refused at
+    # the limit). News older than it is recorded, and the two are compared when the verdict
+    # comes (flows.own_listing_settled) — judging by it now ended listings that stood.
+    unsettled = own is not None and listings.awaiting_home(s, own)
     # What we know: the record, or a listing at our own units (which has no record when the
     # resident moved here while listed with us, and the hand-over has not arrived yet).
     known_at = max([t for t in (record.event_at if record is not None else None,
-                                own.registered_at if own is not None else None)
+                                own.registered_at if own is not None and not unsettled
+                                else None)
                     if t is not None], default=None)
     if before_removal and known_at is None:
         # Listed nowhere since that news: a region still holding the listing ends it.
@@ -190,13 +197,24 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
         sender = meta.ended_county or ids.county_of_hsa_id(ctx.caller_hsa_id or "")
         if record is not None and sender is not None and record.listing_county not in (me,
                                                                                          sender):
-            return "OK", text("stale_ignored")  # about a listing we no longer hold as current
+            if meta.purpose != "handover":
+                return "OK", text("stale_ignored")  # about a listing we no longer hold
+            # A hand-over is ordered by the choice it reports, newer than our record (not
+            # stale, above): the region our record names must end its listing.
+            outbox.enqueue(s, me, record.listing_county, outbox.Notification(
+                person_id=pid, new_county=me, home_county=me, type_code=None,
+                type_system=None, registered_at=event_at, effective_at=effective_at,
+                purpose="forward"), ctx.now)
         if own is None:
+            # older news is stale from now on: older than the choice that ended (the record's,
+            # or a hand-over's own), or, with no record, than the end itself
+            ended = (event_at if meta.purpose == "handover" or record is None
+                     else record.event_at)
             if record is not None:
                 history.home_record_ends(s, pid, effective_at, "returned")
                 s.delete(record)  # listed nowhere until the resident (or passive listing) chooses
             if person is not None:
-                person.home_event_at = max(event_at, person.home_event_at or event_at)
+                person.home_event_at = max(ended, person.home_event_at or ended)
             from producers import flows
 
             flows.passive_listing_if_due(region, s, pid, ctx.now, ignore_grace=True)
@@ -218,10 +236,13 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                 "annual_limit", limit=region.config.rules.changes_per_12_months,
                 next_date=listings.next_change_date(region, s, pid, ctx.now))
         listings.record_change(s, pid, ctx.now, new, meta.message_id)
-    if own is not None:
+    # Older than our unsettled listing: recorded, our listing kept until its verdict.
+    deferred = unsettled and event_at < own.registered_at
+    if own is not None and not deferred:
         listings.end_listing(own, effective_at, "listed_elsewhere")
-    s.execute(delete(QueueEntry).where(QueueEntry.person_id == pid))
-    _withdraw_superseded(region, s, pid, new, ctx.now)
+    if not deferred:
+        s.execute(delete(QueueEntry).where(QueueEntry.person_id == pid))
+        _withdraw_superseded(region, s, pid, new, ctx.now)
     before = listings.set_home_record(s, pid, new, ctx.now, effective_at, event_at,
                                       type_code, type_system)
     if before is not None and before not in (me, new):
@@ -230,7 +251,7 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
             person_id=pid, new_county=new, home_county=me, type_code=type_code,
             type_system=type_system, registered_at=event_at, effective_at=effective_at,
             purpose="forward"), ctx.now)
-    if own is not None:
+    if own is not None and not deferred:
         listings.admit_from_queue(region, s, own.unit_hsa_id, ctx.now)
     return "OK", None
 

@@ -656,6 +656,48 @@ def test_two_refused_choices_in_one_region_never_come_back(templates: Templates)
         w.close()
 
 
+def test_a_home_region_whose_feed_catches_up_with_a_move_back_answers_as_home(
+        templates: Templates) -> None:
+    """Found by the soak of 2026-11-26 (the tenth; shrunk to 4 steps): a resident of 08 moves
+    to 01 (read by every region) and back; before 08 reads that, they choose a unit at home
+    (08, by the register). 08 read the move back as "nothing to do" and went on answering
+    GetListingCounty as if the resident lived in 01: nothing, for its own resident listed at
+    its own unit (fixed in flows._move)."""
+    replay(templates, "back-home-before-the-feed-said-so")
+
+
+def test_an_unsettled_choice_at_the_new_home_stands_once_accepted(templates: Templates) -> None:
+    """The other verdict of the replays above: a resident of 01 listed in 03 chooses a unit in
+    08, the notice to 01 held on the way, and moves to 08. 01's hand-over "listed in 03"
+    reaches 08 first: recorded, 08's own listing kept, nothing sent on its strength. Then the
+    notice reaches 01 (no longer home: it passes it on) and 08's retry is answered: 08's
+    listing is the resident's last choice — 08 records it and has 03 end its listing."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "01", 1)[0]
+        assert w.region("03").handle(create(pid, UNITS["03"][0], home="01"),
+                                     w.ctx()).resultCode == "OK"
+        w.clock.advance(minutes=1)
+        w.net.plan.append("delay")
+        assert w.region("08").handle(create(pid, UNITS["08"][0], home="01"),
+                                     w.ctx()).resultCode == "INFO"
+        w.clock.advance(minutes=1)
+        w.population.record_move(pid, "08")
+        w.read_feeds()
+        outbox.run_due(w.region("01"), w.clock())  # the hand-over (listed in 03) to 08 and 03
+        assert listing_counties(w.region("08"), pid) == ["03"]  # recorded ...
+        assert [x.unit_hsa_id for x in current_listings(w.region("08"), pid)] == [UNITS["08"][0]]
+        assert [x.unit_hsa_id for x in current_listings(w.region("03"), pid)] == [UNITS["03"][0]]
+        assert [r.purpose for r in outbox_rows(w.region("08"), pid)] == ["change"]  # ... only
+        w.quiesce()  # the held notice reaches 01, 08 retries and has its answer
+        assert [x.unit_hsa_id for x in current_listings(w.region("08"), pid)] == [UNITS["08"][0]]
+        assert current_listings(w.region("03"), pid) == []
+        assert listing_counties(w.region("08"), pid) == ["08"]
+        assert home_record(w.region("01"), pid) is None
+    finally:
+        w.close()
+
+
 def replay(templates: Templates, name: str) -> None:
     """Run a recorded schedule (schedules/NAME.txt, one rule call per line, as hypothesis
     printed it) and check the invariants after every step and at quiescence."""
@@ -732,17 +774,40 @@ def test_take_backs_keep_one_listing_and_the_last_accepted_choice(templates: Tem
     replay(templates, name)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open findings: docs/reliability.md (soak 8, 2026-11-26)")
 @pytest.mark.parametrize("name", [
-    # an accepted choice in 03 ended by news of a choice that did not stand, after refusals
-    # at the limit and a move (shrunk to 5 steps)
-    "open-choice-ended-by-news-after-a-move",
-    # the home region's record names a region where the resident is listed nowhere, after
-    # several moves and lost answers (shrunk to 10 steps)
-    "open-record-names-a-region-without-the-listing",
+    # a resident of 01 listed in 03 chooses in 08 (refused at the limit by 01, the answer
+    # lost) and moves to 08: 08, home now, judged 01's hand-over "listed in 03" stale by its
+    # own refused choice and had 03 end the listing — listed nowhere
+    "unsettled-choice-judged-news-after-a-move",
+    # the same after several moves: the new home's own choice, refused by the old home,
+    # ended the choice the old home had accepted in another region
+    "unsettled-choice-ended-an-accepted-one",
 ])
-def test_open_findings_of_the_soak(templates: Templates, name: str) -> None:
-    """Found by the last soak of 2026-11-26 with every fix above in place; not fixed yet.
-    Each fails loudly once fixed: then move it to the list above."""
+def test_an_unsettled_choice_at_the_new_home_ends_nothing_before_its_verdict(
+        templates: Templates, name: str) -> None:
+    """Found by the last soak of 2026-11-26 (shrunk to 5 and 10 steps): a choice made while the
+    resident lived elsewhere, its notice still with the home region of then, is not known to
+    stand; older news is recorded and the two compared when the verdict comes (fixed in
+    producers/handlers/update_listing.py::_at_home and flows.own_listing_settled)."""
+    replay(templates, name)
+
+
+@pytest.mark.parametrize("name", [
+    # listed at home in 08, the resident chooses a unit in 01 (its notice held); the home
+    # unit closes and 08 lists passively; the held choice, older than the closure but newer
+    # than the closed listing, was judged stale and 01 ended it — the choice must stand
+    "choice-elsewhere-before-a-closure-at-home",
+    # a resident of 08 listed in 01 moves to 01, chooses a unit there (01 acting as home on
+    # the register's word) and moves back to 08 before 01 reads the feed; then that unit
+    # closes: 01 had nothing to hand over, and 08 kept its old record naming 01 — a record
+    # of a region where the resident is listed nowhere
+    "closure-at-an-acting-home-after-a-move",
+])
+def test_a_closure_at_home_does_not_outweigh_a_newer_choice(templates: Templates,
+                                                           name: str) -> None:
+    """Found by the soak of 2026-11-26 (the ninth; shrunk to 3 and 5 steps). After a closure,
+    the home region orders news by the choice that closed, not by the closure (fixed in
+    flows._close_one/_end_home_periods and update_listing._at_home); a region that kept
+    the record until the listing ended hands over "listed nowhere" after a move
+    (flows._move)."""
     replay(templates, name)
