@@ -136,10 +136,14 @@ def _for_a_former_resident(region: Region, s: Session, pid: str, new: str, moved
         return "OK", text("moved_away", region=region.config.name)
     _at_listing_region(region, s, pid, new, moved_to, event_at, effective_at, ctx)
     if moved_to != new:  # the listing region is the new home: it knows already
-        outbox.enqueue(s, me, moved_to, outbox.Notification(
-            person_id=pid, new_county=new, home_county=moved_to, type_code=type_code,
-            type_system=type_system, registered_at=event_at, effective_at=effective_at,
-            purpose="handover"), ctx.now)
+        # as on a move (flows._move): the new home records it, the listing region bills it
+        # to the new home — it registered the choice with us as home, and its feed may never
+        # show it otherwise (a move here and on, read as one)
+        for to in (moved_to, new):
+            outbox.enqueue(s, me, to, outbox.Notification(
+                person_id=pid, new_county=new, home_county=moved_to, type_code=type_code,
+                type_system=type_system, registered_at=event_at, effective_at=effective_at,
+                purpose="handover"), ctx.now)
     return "OK", text("moved_away", region=region.config.name)
 
 

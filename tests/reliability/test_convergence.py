@@ -666,6 +666,16 @@ def test_a_home_region_whose_feed_catches_up_with_a_move_back_answers_as_home(
     replay(templates, "back-home-before-the-feed-said-so")
 
 
+def test_a_choice_passed_on_by_a_former_home_is_billed_to_the_new_one(
+        templates: Templates) -> None:
+    """Found by the soak of 2026-11-26 (the eleventh; shrunk to 7 steps): a resident of 01
+    moves 01 → 03 → 08, chooses a unit in 03 (home 08; the notice held) and moves back to 01.
+    03 read the moves as none (01 to 01) and kept billing 08; 08, no longer home, passed the
+    choice on to 01 only. The former home now tells the listing region too, as the old home
+    does on a move (fixed in update_listing._for_a_former_resident)."""
+    replay(templates, "former-home-passes-a-choice-on-after-two-moves")
+
+
 def test_an_unsettled_choice_at_the_new_home_stands_once_accepted(templates: Templates) -> None:
     """The other verdict of the replays above: a resident of 01 listed in 03 chooses a unit in
     08, the notice to 01 held on the way, and moves to 08. 01's hand-over "listed in 03"
