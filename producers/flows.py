@@ -558,9 +558,11 @@ def own_listing_settled(region: Region, s: Session, pid: str, now: datetime) -> 
     listings.lock_person(s, pid, now)
     own = listings.current_listing(s, pid)
     record = s.get(HomeRecord, pid)
-    if (own is None or own.origin == "passive" or record is None
+    if (own is None or own.origin == "passive" or own.home_county != me or record is None
             or record.listing_county == me or listings.awaiting_home(s, own)):
-        return
+        return  # (billed elsewhere: chosen with another home, and no move here read since)
+    if region.registered_home_county(pid) not in (None, me):
+        return  # our feed lags behind a move away: the new home region decides
     if own.registered_at > record.event_at:
         _own_listing_is_news(region, s, own, now)
         return

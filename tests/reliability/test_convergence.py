@@ -792,6 +792,10 @@ def test_take_backs_keep_one_listing_and_the_last_accepted_choice(templates: Tem
     # the same after several moves: the new home's own choice, refused by the old home,
     # ended the choice the old home had accepted in another region
     "unsettled-choice-ended-an-accepted-one",
+    # (soak 12, a regression of the first fix) a resident of 08 moves to 03 and chooses a
+    # unit in 08; 08, its feed behind, took the verdict on that choice for one on its own
+    # resident's, recorded it as home and later handed the closed listing over to 03
+    "settled-choice-at-a-region-whose-feed-lags",
 ])
 def test_an_unsettled_choice_at_the_new_home_ends_nothing_before_its_verdict(
         templates: Templates, name: str) -> None:
