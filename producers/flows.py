@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import case, delete, insert, literal, select, update
+from sqlalchemy import bindparam, case, delete, insert, literal, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -139,12 +139,20 @@ def _close_batch(region: Region, unit: Unit, now: datetime, size: int) -> Closur
             s.execute(select(Person.person_id).where(Person.person_id.in_(pids))
                       .order_by(Person.person_id).with_for_update())
         rows = s.execute(select(Listing.id, Listing.person_id, Listing.home_county,
-                                Listing.type_code, Listing.type_system).where(
+                                Listing.type_code, Listing.type_system,
+                                Listing.registered_at).where(
             Listing.unit_hsa_id == unit.hsa_id, Listing.valid_to.is_(None),
             Listing.person_id.in_(pids)).order_by(Listing.id)).all()
         own = list(dict.fromkeys(r.person_id for r in rows if r.home_county == me))
-        records = dict(s.execute(select(HomeRecord.person_id, HomeRecord.listing_county)
-                                 .where(HomeRecord.person_id.in_(own))).all())
+        found = s.execute(select(HomeRecord.person_id, HomeRecord.listing_county,
+                                 HomeRecord.event_at).where(HomeRecord.person_id.in_(own))).all()
+        records = {r.person_id: r.listing_county for r in found}
+        # the choice that closes: the record's, or the listing's if chosen again since (a
+        # re-choice confirmed by another home region, before our feed said they had moved)
+        chosen = {r.person_id: r.event_at for r in found}
+        for r in rows:
+            if r.person_id in chosen:
+                chosen[r.person_id] = max(chosen[r.person_id], r.registered_at)
         people = {p.person_id: p for p in s.execute(
             select(Person.person_id, Person.home_county, Person.municipality, Person.deceased,
                    Person.emigrated).where(Person.person_id.in_(own))).all()}
@@ -169,7 +177,7 @@ def _close_batch(region: Region, unit: Unit, now: datetime, size: int) -> Closur
         # ends now, as history.home_record_ends says) — or, listed passively, names us anew.
         removed = [pid for pid in own if pid not in one_by_one and records.get(pid) == me]
         relisted = _relist(region, s, removed, people, now, part) if passive else []
-        _end_home_periods(s, removed, now)
+        _end_home_periods(s, {pid: chosen[pid] for pid in removed}, now)
         gone = sorted(set(removed) - set(relisted))
         if gone:
             s.execute(delete(HomeRecord.__table__).where(
@@ -205,8 +213,10 @@ def _close_one(region: Region, s: Session, row: Listing, now: datetime) -> Listi
     if record is not None and record.listing_county == region.county:
         history.home_record_ends(s, row.person_id, now, "unit_closed")
         # news of a choice older than the one that closed is stale now (update_listing);
-        # a choice made after it, not known here yet, still stands
-        person.home_event_at = max(record.event_at, person.home_event_at or record.event_at)
+        # a choice made after it, not known here yet, still stands. (The listing's own time
+        # if chosen again since: a re-choice another home region confirmed.)
+        chosen = max(record.event_at, row.registered_at)
+        person.home_event_at = max(chosen, person.home_event_at or chosen)
         s.delete(record)
     s.flush()
     return passive_listing_if_due(region, s, row.person_id, now, ignore_grace=True)
@@ -251,23 +261,26 @@ def _relist(region: Region, s: Session, pids: list[str], people: dict[str, Any],
     return done
 
 
-def _end_home_periods(s: Session, pids: list[str], at: datetime) -> None:
-    """``history.home_record_ends(…, at, "unit_closed")`` and the removal, for many residents:
-    their open home-history periods end at ``at``."""
-    if not pids:
+def _end_home_periods(s: Session, chosen: dict[str, datetime], at: datetime) -> None:
+    """``history.home_record_ends(…, at, "unit_closed")`` and the removal, for many residents
+    (person → when the listing that closes was chosen): their open home-history periods end
+    at ``at``."""
+    if not chosen:
         return
+    pids = list(chosen)
     hh = HomeHistory.__table__.c
     s.execute(update(HomeHistory.__table__).where(hh.person_id.in_(pids), hh.valid_to.is_(None))
               .values(valid_to=case((hh.valid_from > at, hh.valid_from),
                                     else_=literal(at, hh.valid_from.type)),
                       end_reason="unit_closed"))
     # news of a choice older than the one that closed is stale although no record is left
-    # (update_listing); a choice made after it, not known here yet, still stands. (Run
-    # before the records are removed or re-set.)
-    hr = HomeRecord.__table__.c
-    chosen = select(hr.event_at).where(hr.person_id == Person.__table__.c.person_id)
-    s.execute(update(Person.__table__).where(Person.__table__.c.person_id.in_(pids))
-              .values(home_event_at=chosen.scalar_subquery()))
+    # (update_listing); a choice made after it, not known here yet, still stands
+    s.connection().execute(_SET_HOME_EVENT, [{"pid": pid, "chosen": when}
+                                             for pid, when in chosen.items()])
+
+
+_SET_HOME_EVENT = update(Person.__table__).where(
+    Person.__table__.c.person_id == bindparam("pid")).values(home_event_at=bindparam("chosen"))
 
 
 def _record_passive(region: Region, s: Session, pids: list[str], now: datetime) -> None:
@@ -469,9 +482,10 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
             # after the resident had moved but before we read it): the new home region may
             # keep a record from before naming that listing. Say that it ended, ordered by
             # its choice: a record older than that goes.
+            chosen = max(ended.event_at, person.home_event_at)  # (the closure's, above)
             outbox.enqueue(s, me, new, outbox.Notification(
                 person_id=pid, new_county=new, home_county=new, type_code=None,
-                type_system=None, registered_at=ended.event_at, effective_at=ended.valid_to,
+                type_system=None, registered_at=chosen, effective_at=ended.valid_to,
                 purpose="handover", ended_county=ended.listing_county), now)
         if own is not None:
             history.change_payer(s, own, new, now)

@@ -190,16 +190,20 @@ class Regions(RuleBasedStateMachine):
                 TOTALS[f"answer:{code}"] += 1
                 return
 
-    def _applied_at_home(self, home: str, county: str, listing: Listing) -> bool:
+    def _applied_at_home(self, county: str, listing: Listing) -> bool:
         """Whether the home region applied the notification of ``listing``'s choice (it
-        received it, did not refuse it and did not answer that it was stale)."""
-        sent = [r.message_id for r in outbox_rows(self.world.region(county), listing.person_id)
+        received it, did not refuse it and did not answer that it was stale) — the home region
+        it was sent to, which is not the resident's home now if they have moved since."""
+        sent = [r for r in outbox_rows(self.world.region(county), listing.person_id)
                 if r.purpose in ("change", "rechoice")
                 and r.payload["registered_at"] == listing.registered_at.isoformat()]
-        with self.world.region(home).db.transaction() as s:
-            answers = [s.get(ReceivedMessage, f"id:{m}") for m in sent]
-            return any(a is not None and a.result_code in ("OK", "INFO")
-                       and a.result_text != TEXTS["stale_ignored"] for a in answers)
+        for row in sent:
+            with self.world.region(row.to_county).db.transaction() as s:
+                a = s.get(ReceivedMessage, f"id:{row.message_id}")
+                if (a is not None and a.result_code in ("OK", "INFO")
+                        and a.result_text != TEXTS["stale_ignored"]):
+                    return True
+        return False
 
     def _counted(self, pid: str) -> int:
         total = 0
@@ -377,17 +381,22 @@ class Regions(RuleBasedStateMachine):
             elif last.end_reason == "unit_closed":
                 if current and current[0][1].origin != "passive":
                     # the home region never took the closed choice in (its notification came
-                    # after the closure, stale): the home listing it would have replaced stands
+                    # after the closure, stale, or was refused): the listing it would have
+                    # replaced stands — at home, or (refused at the limit) wherever it was
                     county, kept = current[0]
-                    assert county == home and kept.registered_at < last.registered_at, where
-                    assert not self._applied_at_home(home, last_county, last), where
+                    assert kept.registered_at < last.registered_at, where
+                    assert county == home or any(
+                        r.result_code == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"
+                        for r in outbox_rows(w.region(last_county), pid)
+                        if (r.on_refusal or {}).get("listing_id") == last.id), where
+                    assert not self._applied_at_home(last_county, last), where
                 else:
                     # relisted after the closure — or, when the home region refused the closed
                     # choice (or found it stale) after the unit had closed, what it had before
                     # stands (a passive listing from an earlier closure at home, say)
                     assert (not current or current[0][1].registered_at >= last.registered_at
                             or (last_county != home
-                                and not self._applied_at_home(home, last_county, last))), where
+                                and not self._applied_at_home(last_county, last))), where
             else:
                 raise AssertionError(
                     f"the last accepted choice ({last.unit_hsa_id} at {last.registered_at}) "
@@ -766,6 +775,10 @@ def test_refused_rechoices_at_the_limit_leave_the_last_accepted_choice_in_force(
     # change replaced waited on a re-choice: both refused, that listing came back — listed in
     # two places
     "held-off-forward-then-two-refusals",
+    # (soak 13, the model's) a choice in 01 refused at the limit by 08, the home region
+    # then, after its unit had closed and the resident had moved to 03: the listing it would
+    # have replaced stands in 08, not at the new home
+    "closed-choice-refused-by-the-home-of-then",
     # the home's refusal of a change came after news of a later choice had ended the
     # listing: it stayed "listed elsewhere", as if the choice had been accepted
     "refusal-after-news-ended-the-listing",
@@ -816,6 +829,11 @@ def test_an_unsettled_choice_at_the_new_home_ends_nothing_before_its_verdict(
     # closes: 01 had nothing to hand over, and 08 kept its old record naming 01 — a record
     # of a region where the resident is listed nowhere
     "closure-at-an-acting-home-after-a-move",
+    # (soak 13) a resident of 01 listed at home moves to 08 and, before 01 reads it, changes
+    # the doctor there (a re-choice 08 confirms as home); then the unit closes. 01 removed
+    # its record as home; its "listed nowhere" hand-over carried the record's older time, and
+    # 08 kept its record of the re-choice
+    "closure-of-a-listing-chosen-again-after-a-move",
 ])
 def test_a_closure_at_home_does_not_outweigh_a_newer_choice(templates: Templates,
                                                            name: str) -> None:
