@@ -154,11 +154,11 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
     record = s.get(HomeRecord, pid)
     own = listings.current_listing(s, pid)
     person = listings.keep(s, s.get(Person, pid))
-    # Not newer than news that left the resident listed nowhere here (a closure, the end of a
-    # listing elsewhere; ordered by the choice that ended, so news of that very choice is
-    # stale too): stale, whatever was recorded since.
+    # Older than news that left the resident listed nowhere here (a closure, the end of a
+    # listing elsewhere; ordered by the choice that ended): stale, whatever was recorded
+    # since. (Equal times are not stale, as everywhere: the later arrival wins.)
     before_removal = (person is not None and person.home_event_at is not None
-                      and event_at <= person.home_event_at)
+                      and event_at < person.home_event_at)
     # News of the resident's own choice (a change, a re-choice, a hand-over after a move)
     # beats a passive listing made here meanwhile, however old it is — unless it is older
     # than such news: the passive listing only stands in for a choice we did not know of.
