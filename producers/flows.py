@@ -572,9 +572,12 @@ def own_listing_settled(region: Region, s: Session, pid: str, now: datetime) -> 
     listings.lock_person(s, pid, now)
     own = listings.current_listing(s, pid)
     record = s.get(HomeRecord, pid)
+    # Nothing to compare: no listing of ours that a resident chose (or one billed elsewhere —
+    # chosen with another home region, no move here read since), no record naming another
+    # region, or a verdict on the listing still to come.
     if (own is None or own.origin == "passive" or own.home_county != me or record is None
             or record.listing_county == me or listings.awaiting_home(s, own)):
-        return  # (billed elsewhere: chosen with another home, and no move here read since)
+        return
     if region.registered_home_county(pid) not in (None, me):
         return  # our feed lags behind a move away: the new home region decides
     if own.registered_at > record.event_at:
