@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -40,7 +41,10 @@ def return_large_blocks_to_the_os(threshold: int = LARGE_BLOCK) -> bool:
     Written by hand: no library sets malloc parameters, and the environment variable
     (``MALLOC_MMAP_THRESHOLD_``) must be set before the process starts — this works for a
     server however it is started. Call it before threads start. False where the C library is
-    not glibc (the setting does not exist there)."""
+    not glibc (the setting does not exist there), or when the operator has set
+    ``MALLOC_MMAP_THRESHOLD_`` (their choice stands)."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)

@@ -62,3 +62,10 @@ def test_without_the_setting_they_would_stay() -> None:
     """The control: what the setting is for (glibc's default, as on the project's machines)."""
     start, _, end = _run("default")
     assert end - start >= 70, "glibc gave the memory back by itself: the setting is moot here"
+
+
+def test_an_operators_own_threshold_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from listning.runtime import return_large_blocks_to_the_os
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "4194304")
+    assert return_large_blocks_to_the_os() is False  # not set: the environment's stands
