@@ -685,6 +685,18 @@ def test_a_choice_passed_on_by_a_former_home_is_billed_to_the_new_one(
     replay(templates, "former-home-passes-a-choice-on-after-two-moves")
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="open finding: docs/reliability.md (soak 16, 2026-11-26)")
+def test_open_finding_closure_at_a_new_home_without_a_record(templates: Templates) -> None:
+    """Found by soak 16 (shrunk to 5 steps), not fixed yet; fails loudly once fixed. A
+    resident of 08 listed in 01 moves to 01 (01 reads it: its own listing, billed to itself
+    now, but no home record) and on to 03; the unit in 01 closes before 01 reads that. With
+    no record 01 treats the closure as no news, and reading the move has nothing to hand
+    over; 08's older hand-over "listed in 01" reaches 03, which records a region where the
+    resident is listed nowhere."""
+    replay(templates, "open-closure-at-a-new-home-without-a-record")
+
+
 def test_an_unsettled_choice_at_the_new_home_stands_once_accepted(templates: Templates) -> None:
     """The other verdict of the replays above: a resident of 01 listed in 03 chooses a unit in
     08, the notice to 01 held on the way, and moves to 08. 01's hand-over "listed in 03"
