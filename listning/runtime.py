@@ -9,8 +9,6 @@ those folders stay independent of each other and of the command line.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -45,6 +43,8 @@ def return_large_blocks_to_the_os(threshold: int = LARGE_BLOCK) -> bool:
     ``MALLOC_MMAP_THRESHOLD_`` (their choice stands)."""
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
+    import ctypes.util  # here, not at the top: every command imports this module (~10 ms)
+
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)

@@ -580,8 +580,9 @@ def own_listing_settled(region: Region, s: Session, pid: str, now: datetime) -> 
         return
     if region.registered_home_county(pid) not in (None, me):
         return  # our feed lags behind a move away: the new home region decides
-    if own.registered_at > record.event_at:
-        _own_listing_is_news(region, s, own, now)
+    if own.registered_at > record.event_at:  # (what _own_listing_is_news does, checked above)
+        listings.record_listed_here(region, s, pid, now, own.valid_from, own.registered_at,
+                                    own.type_code, own.type_system)
         return
     listings.end_listing(own, record.effective_at, "listed_elsewhere")
     s.flush()
