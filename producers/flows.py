@@ -177,7 +177,7 @@ def _close_batch(region: Region, unit: Unit, now: datetime, size: int) -> Closur
         # ends now, as history.home_record_ends says) — or, listed passively, names us anew.
         removed = [pid for pid in own if pid not in one_by_one and records.get(pid) == me]
         relisted = _relist(region, s, removed, people, now, part) if passive else []
-        _end_home_periods(s, {pid: chosen[pid] for pid in removed}, now)
+        _end_home_periods(s, {pid: chosen[pid] for pid in removed}, me, now)
         gone = sorted(set(removed) - set(relisted))
         if gone:
             s.execute(delete(HomeRecord.__table__).where(
@@ -215,8 +215,8 @@ def _close_one(region: Region, s: Session, row: Listing, now: datetime) -> Listi
         # news of a choice older than the one that closed is stale now (update_listing);
         # a choice made after it, not known here yet, still stands. (The listing's own time
         # if chosen again since: a re-choice another home region confirmed.)
-        chosen = max(record.event_at, row.registered_at)
-        person.home_event_at = max(chosen, person.home_event_at or chosen)
+        listings.mark_listed_nowhere(person, max(record.event_at, row.registered_at),
+                                     region.county)
         s.delete(record)
     s.flush()
     return passive_listing_if_due(region, s, row.person_id, now, ignore_grace=True)
@@ -261,10 +261,11 @@ def _relist(region: Region, s: Session, pids: list[str], people: dict[str, Any],
     return done
 
 
-def _end_home_periods(s: Session, chosen: dict[str, datetime], at: datetime) -> None:
+def _end_home_periods(s: Session, chosen: dict[str, datetime], county: str,
+                      at: datetime) -> None:
     """``history.home_record_ends(…, at, "unit_closed")`` and the removal, for many residents
-    (person → when the listing that closes was chosen): their open home-history periods end
-    at ``at``."""
+    (person → when the listing that closes, at our unit in ``county``, was chosen): their
+    open home-history periods end at ``at``."""
     if not chosen:
         return
     pids = list(chosen)
@@ -275,12 +276,13 @@ def _end_home_periods(s: Session, chosen: dict[str, datetime], at: datetime) -> 
                       end_reason="unit_closed"))
     # news of a choice older than the one that closed is stale although no record is left
     # (update_listing); a choice made after it, not known here yet, still stands
-    s.connection().execute(_SET_HOME_EVENT, [{"pid": pid, "chosen": when}
+    s.connection().execute(_SET_HOME_EVENT, [{"pid": pid, "chosen": when, "county": county}
                                              for pid, when in chosen.items()])
 
 
 _SET_HOME_EVENT = update(Person.__table__).where(
-    Person.__table__.c.person_id == bindparam("pid")).values(home_event_at=bindparam("chosen"))
+    Person.__table__.c.person_id == bindparam("pid")).values(
+        home_event_at=bindparam("chosen"), home_event_county=bindparam("county"))
 
 
 def _record_passive(region: Region, s: Session, pids: list[str], now: datetime) -> None:
@@ -544,13 +546,15 @@ def resident_again(region: Region, s: Session, person: Person, now: datetime) ->
 
 
 def _own_listing_is_news(region: Region, s: Session, own: Listing, now: datetime) -> None:
-    """Home again, with a listing at our own units chosen while the resident lived elsewhere
-    (its notice went to the home region of then): our home record, kept from when they last
-    lived here, may still name a region that lists them from before. The newer choice
-    stands — record it and tell that region to end its listing, as for a choice made here."""
+    """Home (again), with a listing at our own units chosen while the resident lived
+    elsewhere (its notice went to the home region of then). With no home record: record it,
+    as for a choice made here — else, should that unit close, no one would learn that the
+    resident is listed nowhere, and an older hand-over would name our county for good. A
+    record kept from when they last lived here may name a region that lists them from
+    before: the newer choice stands — record it and tell that region to end its listing."""
     record = s.get(HomeRecord, own.person_id)
-    if (record is None or record.listing_county == region.county
-            or record.event_at >= own.registered_at):
+    if record is not None and (record.listing_county == region.county
+                               or record.event_at >= own.registered_at):
         return
     if listings.awaiting_home(s, own):
         return  # not known to stand yet: own_listing_settled decides when the verdict comes
@@ -563,24 +567,25 @@ def own_listing_settled(region: Region, s: Session, pid: str, now: datetime) -> 
     a refusal took back has been taken back). When we are the resident's home region now —
     they moved here while the notice was on its way to the home region of then — news we
     recorded meanwhile was not compared with that listing (update_listing: not known to
-    stand yet). Compare now: the newer stands. Our listing newer: record it and tell the
-    region the record named to end its listing. The record newer: our listing ends, as if
-    that news had come after it."""
+    stand yet). Compare now: the newer stands. Our listing newer (or no record): record it
+    and tell the region the record named to end its listing. The record newer: our listing
+    ends, as if that news had come after it."""
     me = region.county
     if listings.home_county_here(s, pid)[0] != me:
         return  # (one Core read: the common case, a resident of another region, stops here)
     listings.lock_person(s, pid, now)
     own = listings.current_listing(s, pid)
     record = s.get(HomeRecord, pid)
-    # Nothing to compare: no listing of ours that a resident chose (or one billed elsewhere —
-    # chosen with another home region, no move here read since), no record naming another
-    # region, or a verdict on the listing still to come.
-    if (own is None or own.origin == "passive" or own.home_county != me or record is None
-            or record.listing_county == me or listings.awaiting_home(s, own)):
+    # Nothing to do: no listing of ours that a resident chose (or one billed elsewhere —
+    # chosen with another home region, no move here read since), a record naming us, or a
+    # verdict on the listing still to come.
+    if (own is None or own.origin == "passive" or own.home_county != me
+            or (record is not None and record.listing_county == me)
+            or listings.awaiting_home(s, own)):
         return
     if region.registered_home_county(pid) not in (None, me):
         return  # our feed lags behind a move away: the new home region decides
-    if own.registered_at > record.event_at:  # (what _own_listing_is_news does, checked above)
+    if record is None or own.registered_at > record.event_at:  # (as _own_listing_is_news)
         listings.record_listed_here(region, s, pid, now, own.valid_from, own.registered_at,
                                     own.type_code, own.type_system)
         return

@@ -189,6 +189,14 @@ def lock_person(s: Session, pid: str, now: datetime, root: str | None = None) ->
     return keep(s, person.scalar_one())
 
 
+def mark_listed_nowhere(person: Person, chosen: datetime, county: str) -> None:
+    """As the home region: news left the resident listed nowhere — the listing in ``county``
+    chosen at ``chosen`` ended. News older than that choice is stale from now on, and so is
+    a hand-over of that same listing (same county, same time: update_listing)."""
+    if person.home_event_at is None or chosen >= person.home_event_at:
+        person.home_event_at, person.home_event_county = chosen, county
+
+
 def lock_unit(s: Session, unit_hsa_id: str) -> None:
     """Serialise the use of one unit's places (its cap and queue) for the transaction.
 

@@ -156,9 +156,13 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
     person = listings.keep(s, s.get(Person, pid))
     # Older than news that left the resident listed nowhere here (a closure, the end of a
     # listing elsewhere; ordered by the choice that ended): stale, whatever was recorded
-    # since. (Equal times are not stale, as everywhere: the later arrival wins.)
+    # since. Equal times are not stale, as everywhere (the later arrival wins: a choice made
+    # again in the same second) — except a hand-over of the very listing that ended: same
+    # county, same choice, and a hand-over is never a new choice.
     before_removal = (person is not None and person.home_event_at is not None
-                      and event_at < person.home_event_at)
+                      and (event_at < person.home_event_at
+                           or (event_at == person.home_event_at and meta.purpose == "handover"
+                               and new == person.home_event_county)))
     # News of the resident's own choice (a change, a re-choice, a hand-over after a move)
     # beats a passive listing made here meanwhile, however old it is — unless it is older
     # than such news: the passive listing only stands in for a choice we did not know of.
@@ -215,11 +219,15 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
             # or a hand-over's own), or, with no record, than the end itself
             ended = (event_at if meta.purpose == "handover" or record is None
                      else record.event_at)
+            # ... and where that listing was: the county a hand-over names as ended, else
+            # the record's (it names the sender or us: stale above otherwise)
+            where = (meta.ended_county or me if meta.purpose == "handover"
+                     else record.listing_county if record is not None else sender or me)
             if record is not None:
                 history.home_record_ends(s, pid, effective_at, "returned")
                 s.delete(record)  # listed nowhere until the resident (or passive listing) chooses
             if person is not None:
-                person.home_event_at = max(ended, person.home_event_at or ended)
+                listings.mark_listed_nowhere(person, ended, where)
             from producers import flows
 
             flows.passive_listing_if_due(region, s, pid, ctx.now, ignore_grace=True)

@@ -50,6 +50,9 @@ class Person(Base):
     # Home region: the order key (``listingRegisteredTime``) of the last news that removed the
     # home record — news older than that is stale although no record is left to compare with.
     home_event_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # ... and the county whose listing that news ended: a hand-over of that very listing
+    # carries the same time, and is as stale (update_listing).
+    home_event_county: Mapped[str | None] = mapped_column(COUNTY)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 

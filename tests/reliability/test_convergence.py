@@ -11,7 +11,7 @@ place), and no change was applied twice. Numbers: docs/reliability.md.
 from __future__ import annotations
 
 import ast
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,10 +38,17 @@ from reliability_support import (
     invariants,
     outbox_rows,
 )
+from sqlalchemy import select
 
 from producers import ext, flows, outbox, population_feed
 from producers.inprocess import create, listed_units, listing_counties
-from producers.storage.models import Listing, ListingChange, ReceivedMessage
+from producers.storage.models import (
+    HomeRecord,
+    Listing,
+    ListingChange,
+    OutboxMessage,
+    ReceivedMessage,
+)
 from producers.texts import TEXTS
 
 # Units the residents use: two large ones and one with two or three places (queues form).
@@ -74,6 +81,32 @@ class Resident:
     pid: str
     choices: list[Choice] = field(default_factory=list)
     lived_in: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rows:
+    """Every region's listings, home records and outbox rows of the residents, read once per
+    check (one transaction a region) instead of a few queries per resident and region."""
+
+    listings: dict[tuple[str, str], list[Listing]]
+    records: dict[tuple[str, str], HomeRecord]
+    sent: dict[tuple[str, str], list[OutboxMessage]]
+
+    @classmethod
+    def read(cls, w: World, pids: list[str]) -> Rows:
+        rows = cls(defaultdict(list), {}, defaultdict(list))
+        for county, region in w.regions.items():
+            with region.db.transaction() as s:
+                for x in s.execute(select(Listing).where(Listing.person_id.in_(pids))
+                                   .order_by(Listing.id)).scalars():
+                    rows.listings[county, x.person_id].append(x)
+                for r in s.execute(select(HomeRecord).where(
+                        HomeRecord.person_id.in_(pids))).scalars():
+                    rows.records[county, r.person_id] = r
+                sent = select(OutboxMessage).where(OutboxMessage.person_id.in_(pids))
+                for m in s.execute(sent.order_by(OutboxMessage.id)).scalars():
+                    rows.sent[county, m.person_id].append(m)
+        return rows
 
 
 class Regions(RuleBasedStateMachine):
@@ -190,11 +223,11 @@ class Regions(RuleBasedStateMachine):
                 TOTALS[f"answer:{code}"] += 1
                 return
 
-    def _applied_at_home(self, county: str, listing: Listing) -> bool:
+    def _applied_at_home(self, county: str, listing: Listing, seen: Rows) -> bool:
         """Whether the home region applied the notification of ``listing``'s choice (it
         received it, did not refuse it and did not answer that it was stale) — the home region
         it was sent to, which is not the resident's home now if they have moved since."""
-        sent = [r for r in outbox_rows(self.world.region(county), listing.person_id)
+        sent = [r for r in seen.sent[county, listing.person_id]
                 if r.purpose in ("change", "rechoice")
                 and r.payload["registered_at"] == listing.registered_at.isoformat()]
         for row in sent:
@@ -314,17 +347,18 @@ class Regions(RuleBasedStateMachine):
         w = self.world
         self.settled += 1
         w.quiesce()
+        seen = Rows.read(w, [who.pid for who in self.residents])
         for who in self.residents:
-            self.check_resident(who)
+            self.check_resident(who, seen)
 
-    def check_resident(self, who: Resident) -> None:
+    def check_resident(self, who: Resident, seen: Rows) -> None:
         w, pid = self.world, who.pid
         home = w.population.home_county(pid)
         assert home is not None
         everywhere: list[tuple[str, Listing]] = []
         current: list[tuple[str, Listing]] = []
-        for county, region in w.regions.items():
-            for x in all_listings(region, pid):
+        for county in w.regions:
+            for x in seen.listings[county, pid]:
                 everywhere.append((county, x))
                 if x.valid_to is None:
                     current.append((county, x))
@@ -337,7 +371,7 @@ class Regions(RuleBasedStateMachine):
         for county, region in w.regions.items():
             if county != home:  # only the home region answers GetListingCounty
                 assert listing_counties(region, pid) == [], f"{county} answers: {where}"
-                assert home_record(region, pid) is None, f"{county} keeps a record: {where}"
+                assert (county, pid) not in seen.records, f"{county} keeps a record: {where}"
         if current:
             county, listing = current[0]
             assert listed_units(w.region(county), pid) == [listing.unit_hsa_id], where
@@ -348,7 +382,7 @@ class Regions(RuleBasedStateMachine):
                     and x.end_reason not in NOT_ACCEPTED_END]
         for c, x in everywhere:
             if x.end_reason == "refused_by_home":
-                rows = [r for r in outbox_rows(w.region(c), pid) if r.purpose == "change"
+                rows = [r for r in seen.sent[c, pid] if r.purpose == "change"
                         and (r.on_refusal or {}).get("listing_id") == x.id]
                 assert [r.result_code for r in rows] == ["ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"], \
                     f"taken back without the home region's refusal: {where}"
@@ -361,15 +395,15 @@ class Regions(RuleBasedStateMachine):
             # moves its registration time on, so the first choice's time is in its notice
             not_accepted = {(c, x.id) for c, x in everywhere if x.end_reason in NOT_ACCEPTED_END}
             taken_back |= {(c, datetime.fromisoformat(r.payload["registered_at"]))
-                           for c in w.regions for r in outbox_rows(w.region(c), pid)
+                           for c in w.regions for r in seen.sent[c, pid]
                            if r.purpose in ("change", "rechoice")
                            and (c, (r.on_refusal or {}).get("listing_id")) in not_accepted}
             # a re-choice of the listing held there, refused by the home region or withdrawn
             taken_back |= {(c, datetime.fromisoformat(r.payload["registered_at"]))
-                           for c in w.regions for r in outbox_rows(w.region(c), pid)
+                           for c in w.regions for r in seen.sent[c, pid]
                            if r.purpose == "rechoice" and r.status in ("refused", "cancelled")}
             for c in w.regions:
-                for r in outbox_rows(w.region(c), pid):
+                for r in seen.sent[c, pid]:
                     if r.purpose == "rechoice" and r.status == "refused":
                         assert r.result_code == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED", where
             mine = [ch for ch in mine if (ch.county, ch.at) not in taken_back]
@@ -387,16 +421,16 @@ class Regions(RuleBasedStateMachine):
                     assert kept.registered_at < last.registered_at, where
                     assert county == home or any(
                         r.result_code == "ERROR_MAXIMUM_ANNUAL_UPDATES_EXCEEDED"
-                        for r in outbox_rows(w.region(last_county), pid)
+                        for r in seen.sent[last_county, pid]
                         if (r.on_refusal or {}).get("listing_id") == last.id), where
-                    assert not self._applied_at_home(last_county, last), where
+                    assert not self._applied_at_home(last_county, last, seen), where
                 else:
                     # relisted after the closure — or, when the home region refused the closed
                     # choice (or found it stale) after the unit had closed, what it had before
                     # stands (a passive listing from an earlier closure at home, say)
                     assert (not current or current[0][1].registered_at >= last.registered_at
                             or (last_county != home
-                                and not self._applied_at_home(last_county, last))), where
+                                and not self._applied_at_home(last_county, last, seen))), where
             else:
                 raise AssertionError(
                     f"the last accepted choice ({last.unit_hsa_id} at {last.registered_at}) "
@@ -685,16 +719,49 @@ def test_a_choice_passed_on_by_a_former_home_is_billed_to_the_new_one(
     replay(templates, "former-home-passes-a-choice-on-after-two-moves")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open finding: docs/reliability.md (soak 16, 2026-11-26)")
-def test_open_finding_closure_at_a_new_home_without_a_record(templates: Templates) -> None:
-    """Found by soak 16 (shrunk to 5 steps), not fixed yet; fails loudly once fixed. A
-    resident of 08 listed in 01 moves to 01 (01 reads it: its own listing, billed to itself
-    now, but no home record) and on to 03; the unit in 01 closes before 01 reads that. With
-    no record 01 treats the closure as no news, and reading the move has nothing to hand
-    over; 08's older hand-over "listed in 01" reaches 03, which records a region where the
-    resident is listed nowhere."""
-    replay(templates, "open-closure-at-a-new-home-without-a-record")
+def test_a_closure_at_a_new_home_without_a_record_is_handed_over(
+        templates: Templates) -> None:
+    """Found by soak 16 (shrunk to 5 steps): a resident of 08 listed in 01 moves to 01 (01
+    reads it: its own listing, billed to itself now, but no home record) and on to 03; the
+    unit in 01 closes before 01 reads that. With no record 01 treated the closure as no
+    news and had nothing to hand over; 08's older hand-over "listed in 01" reached 03, which
+    recorded a region where the resident was listed nowhere. Now a region that becomes home
+    to a resident listed at its units records that listing (flows._own_listing_is_news)."""
+    replay(templates, "closure-at-a-new-home-without-a-record")
+
+
+@pytest.mark.parametrize("first", ["01", "08"])
+def test_a_hand_over_of_a_listing_that_ended_is_stale_at_the_same_time(
+        templates: Templates, first: str) -> None:
+    """The finding above, both hand-overs to the new home (03) in either order: 01's "listed
+    nowhere, the listing in 01 ended" and 08's older "listed in 01" carry the same time —
+    the choice of the unit in 01. Equal times go to the later arrival, but a hand-over of
+    the very listing that ended is stale (the removal marker names the county too:
+    persons.home_event_county, update_listing._at_home)."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "08", 1)[0]
+        r01, r03, r08 = w.region("01"), w.region("03"), w.region("08")
+        assert r01.handle(create(pid, UNITS["01"][0], home="08"), w.ctx()).resultCode == "OK"
+        assert listing_counties(r08, pid) == ["01"]
+        w.clock.advance(minutes=1)
+        w.population.record_move(pid, "01")
+        population_feed.consume(r01, w.population, w.clock())
+        assert listing_counties(r01, pid) == ["01"]  # home now, its own listing recorded
+        w.clock.advance(minutes=1)
+        w.population.record_move(pid, "03")
+        w.clock.advance(minutes=1)
+        flows.close_unit(r01, UNITS["01"][0])
+        w.read_feeds()
+        second = "08" if first == "01" else "01"
+        outbox.run_due(w.region(first), w.clock())
+        outbox.run_due(w.region(second), w.clock())
+        w.quiesce()
+        assert [current_listings(w.region(c), pid) for c in ("01", "03", "08")] == [[], [], []]
+        assert listing_counties(r03, pid) == []  # not "01": listed nowhere
+        assert home_record(r01, pid) is None and home_record(r08, pid) is None
+    finally:
+        w.close()
 
 
 def test_an_unsettled_choice_at_the_new_home_stands_once_accepted(templates: Templates) -> None:
