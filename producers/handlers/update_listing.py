@@ -214,9 +214,12 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                 person_id=pid, new_county=me, home_county=me, type_code=None,
                 type_system=None, registered_at=event_at, effective_at=effective_at,
                 purpose="forward"), ctx.now)
-        if own is None:
-            # older news is stale from now on: older than the choice that ended (the record's,
-            # or a hand-over's own), or, with no record, than the end itself
+        if own is None or unsettled:
+            # (Our listing still awaiting another home region's verdict is not known to stand:
+            # it is recorded when the verdict comes, flows.own_listing_settled. Recording it
+            # now left a record naming us when it was refused.)
+            # Older news is stale from now on: older than the choice that ended (the record's,
+            # or a hand-over's own), or, with no record, than the end itself.
             ended = (event_at if meta.purpose == "handover" or record is None
                      else record.event_at)
             # ... and where that listing was: the county a hand-over names as ended, else
@@ -232,7 +235,14 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
 
             flows.passive_listing_if_due(region, s, pid, ctx.now, ignore_grace=True)
         else:
-            listings.set_home_record(s, pid, me, ctx.now, own.valid_from, event_at,
+            # Our listing is the one in force, ordered by the newest choice we know of — never
+            # by a closure's time: a closure is no choice, and a re-choice made elsewhere after
+            # ours but before the closure must not look stale when it comes.
+            chosen = max(t for t in (own.registered_at,
+                                     record.event_at if record is not None else None,
+                                     event_at if meta.purpose != "closure" else None)
+                         if t is not None)
+            listings.set_home_record(s, pid, me, ctx.now, own.valid_from, chosen,
                                      own.type_code, own.type_system)
         return "OK", None
     # The resident is listed in region `new` now.

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    bindparam,
     create_engine,
     event,
     func,
@@ -149,7 +150,7 @@ class PopulationRegister:
 
     def person(self, pid: str) -> Person | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(PersonRow).where(PersonRow.person_id == pid)).first()
+            row = conn.execute(_PERSON, {"pid": pid}).first()
         return _person(row) if row else None
 
     def guardians_of(self, pid: str) -> list[Person]:
@@ -298,6 +299,9 @@ def _write_batch(conn: Connection, batch: Batch) -> None:
                  [{"child_id": c, "guardian_id": g} for c, g in batch.guardianships])
 
 
+# Asked for every request about someone a region has not met yet: built once (building the
+# statement cost more than running it).
+_PERSON = select(PersonRow).where(PersonRow.person_id == bindparam("pid"))
 _BULK_TABLES = ("guardianships", "persons")  # dropped in this order (foreign keys first)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, settings
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 
 from interactions import identifiers as ids
 from producers import outbox, population_feed
@@ -43,7 +43,8 @@ MODES = ("deliver", "duplicate", "lose_answer", "delay", "drop", "refuse")
 
 # Hypothesis profiles. ``ci`` (default): 200 schedules, about two minutes on one core (the
 # suite's other worker runs other files meanwhile); ``LISTNING_SOAK=1`` runs many more and
-# longer schedules (LISTNING_SOAK_EXAMPLES).
+# longer schedules (LISTNING_SOAK_EXAMPLES, LISTNING_SOAK_STEPS; benchmarks/convergence_soak.py
+# runs them on every core).
 SOAK = os.environ.get("LISTNING_SOAK") == "1"
 _common = {"deadline": None, "derandomize": False, "print_blob": True,
            "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
@@ -54,7 +55,8 @@ _common = {"deadline": None, "derandomize": False, "print_blob": True,
 settings.register_profile("reliability-ci", max_examples=200, stateful_step_count=40,
                           **{**_common, "derandomize": True, "database": None})
 settings.register_profile("reliability-soak", max_examples=int(
-    os.environ.get("LISTNING_SOAK_EXAMPLES", "1500")), stateful_step_count=120, **_common)
+    os.environ.get("LISTNING_SOAK_EXAMPLES", "1500")), stateful_step_count=int(
+    os.environ.get("LISTNING_SOAK_STEPS", "120")), **_common)
 PROFILE = settings.get_profile("reliability-soak" if SOAK else "reliability-ci")
 
 
@@ -295,18 +297,23 @@ def outbox_rows(region: Region, pid: str) -> list[OutboxMessage]:
                               .order_by(OutboxMessage.id)).scalars())
 
 
+# The invariants run after every step of every schedule: built once (building a statement
+# costs more than running it on these small databases — a third of the machine's time).
+_TWO_CURRENT = (select(Listing.person_id).where(Listing.valid_to.is_(None))
+                .group_by(Listing.person_id).having(func.count() > 1))
+_OVER_LIMIT = (select(ListingChange.person_id).where(ListingChange.changed_at > bindparam("since"))
+               .group_by(ListingChange.person_id).having(func.count() > bindparam("limit")))
+_COUNTED_TWICE = (select(ListingChange.message_id).where(ListingChange.message_id.is_not(None))
+                  .group_by(ListingChange.message_id).having(func.count() > 1))
+
+
 def invariants(region: Region, now: datetime) -> tuple[list[str], list[str], list[str]]:
     """What must hold at any time in one region (one transaction): persons with two current
     listings, persons over the 12-month limit, message ids counted twice — all empty."""
-    since = now - timedelta(days=365)
-    limit = region.config.rules.changes_per_12_months
+    window = {"since": now - timedelta(days=365),
+              "limit": region.config.rules.changes_per_12_months}
     with region.db.transaction() as s:
-        two = list(s.execute(select(Listing.person_id).where(Listing.valid_to.is_(None))
-                             .group_by(Listing.person_id).having(func.count() > 1)).scalars())
-        over = list(s.execute(select(ListingChange.person_id).where(
-            ListingChange.changed_at > since).group_by(ListingChange.person_id)
-            .having(func.count() > limit)).scalars())
-        twice = list(s.execute(select(ListingChange.message_id).where(
-            ListingChange.message_id.is_not(None)).group_by(ListingChange.message_id)
-            .having(func.count() > 1)).scalars())
-    return two, over, twice
+        conn = s.connection()
+        return (list(conn.execute(_TWO_CURRENT).scalars()),
+                list(conn.execute(_OVER_LIMIT, window).scalars()),
+                list(conn.execute(_COUNTED_TWICE).scalars()))

@@ -11,6 +11,9 @@ place), and no change was applied twice. Numbers: docs/reliability.md.
 from __future__ import annotations
 
 import ast
+import json
+import os
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +32,7 @@ from reliability_support import (
     COUNTIES,
     MODES,
     PROFILE,
+    SOAK,
     Templates,
     World,
     adults,
@@ -111,6 +115,7 @@ class Rows:
 
 class Regions(RuleBasedStateMachine):
     templates: Templates  # set by the test
+    failed_once = False  # a schedule has failed in this run (reset by the test)
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,9 +131,21 @@ class Regions(RuleBasedStateMachine):
                                adults(self.world.population, county, PER_COUNTY)]
 
     def teardown(self) -> None:
+        # The totals count the schedules tried before the first failure: not the ones
+        # hypothesis runs while shrinking it. (teardown runs in a ``finally``: a failing step
+        # or invariant is the exception in flight; StopTest is hypothesis' own, not one.)
+        failing = sys.exc_info()[1]
+        if failing is not None and type(failing).__name__ != "StopTest":
+            Regions.failed_once = True
         try:
             if self.residents:
-                self.settle_and_check()
+                try:
+                    self.settle_and_check()
+                except BaseException:
+                    Regions.failed_once = True
+                    raise
+                if Regions.failed_once:
+                    return
                 TOTALS["schedules"] += 1
                 TOTALS["steps"] += self.steps
                 TOTALS["messages"] += self.world.net.messages
@@ -441,13 +458,19 @@ class Regions(RuleBasedStateMachine):
 
 # The whole state machine is one pytest test: on a loaded 2-core machine it may need more than
 # the suite's 300 s per test, and a timeout mid-schedule would surface as a confusing
-# FlakyStrategyDefinition from hypothesis' replay instead of a plain timeout.
-@pytest.mark.timeout(900)
+# FlakyStrategyDefinition from hypothesis' replay instead of a plain timeout. (A soak has no
+# limit: it runs as many schedules as it was asked for.)
+@pytest.mark.timeout(0 if SOAK else 900)
 def test_regions_converge_under_faults(templates: Templates) -> None:
     Regions.templates = templates
     TOTALS.clear()
+    Regions.failed_once = False
     Regions.TestCase.settings = PROFILE
-    Regions.TestCase().runTest()
+    try:
+        Regions.TestCase().runTest()
+    finally:  # the counts so far, also when a schedule failed (benchmarks/convergence_soak.py)
+        if os.environ.get("LISTNING_SOAK_TOTALS"):
+            Path(os.environ["LISTNING_SOAK_TOTALS"]).write_text(json.dumps(dict(TOTALS)))
     print(f"\nreliability totals: {dict(TOTALS)}")
     assert TOTALS["schedules"] >= 1 and TOTALS["messages"] > 0
     assert sum(v for k, v in TOTALS.items() if k.startswith("fault:")) > 0
@@ -762,6 +785,27 @@ def test_a_hand_over_of_a_listing_that_ended_is_stale_at_the_same_time(
         assert home_record(r01, pid) is None and home_record(r08, pid) is None
     finally:
         w.close()
+
+
+def test_a_closure_elsewhere_does_not_make_a_newer_re_choice_stale(
+        templates: Templates) -> None:
+    """Found by soak 18 (shrunk to 7 steps; fails on the morning's code too): a resident of
+    03 listed in 01 chooses 08 (the notice held), then 03 at home, then chooses 01's unit
+    again (the re-choice held on its way to 03); 08's unit closes. The closure reached 03
+    first, and 03 stamped its record with the closure's time — newer than the re-choice, which
+    then looked stale and had 01 end the resident's last choice. A home region keeps its own
+    listing ordered by the newest choice, never by a closure's time (update_listing._at_home)."""
+    replay(templates, "closure-time-is-no-choice")
+
+
+def test_a_listing_awaiting_a_verdict_is_not_recorded_before_it(templates: Templates) -> None:
+    """Found by soak 18 (shrunk to 9 steps; fails on the morning's code too): a resident of 03
+    chooses 08 (the notice held), moves to 08; a closure elsewhere, passed on by 03, told 08
+    that the resident was back with it: 08 recorded its own listing — still awaiting 03's
+    verdict, which refused it at the 12-month limit. The record named 08, the resident was
+    listed nowhere. Now such a listing is recorded only when the verdict comes
+    (flows.own_listing_settled)."""
+    replay(templates, "unsettled-listing-at-a-home-taken-back")
 
 
 def test_an_unsettled_choice_at_the_new_home_stands_once_accepted(templates: Templates) -> None:
