@@ -163,12 +163,16 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                       and (event_at < person.home_event_at
                            or (event_at == person.home_event_at and meta.purpose == "handover"
                                and new == person.home_event_county)))
+    # A listing in a region that has since reported the closure of the resident's unit there:
+    # over, whatever we hold now (the closure may have come first: its notice was retried).
+    closed_since = (person is not None and person.home_closure_at is not None
+                    and new == person.home_closure_county and event_at < person.home_closure_at)
     # News of the resident's own choice (a change, a re-choice, a hand-over after a move)
     # beats a passive listing made here meanwhile, however old it is — unless it is older
     # than such news: the passive listing only stands in for a choice we did not know of.
     beats_passive = (meta.purpose != "closure" and own is not None and own.origin == "passive"
                      and record is not None and record.listing_county == me
-                     and not before_removal)
+                     and not before_removal and not closed_since)
     # A listing at our units chosen while the resident lived in another region, whose notice
     # still waits for that region's verdict: not known to stand yet (it may be refused at
     # the limit). News older than it is recorded, and the two are compared when the verdict
@@ -180,6 +184,8 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                                 own.registered_at if own is not None and not unsettled
                                 else None)
                     if t is not None], default=None)
+    if closed_since and known_at is None:
+        return "OK", text("stale_ignored")  # the unit it names has closed: nothing to end
     if before_removal and known_at is None:
         # Listed nowhere since that news: a region still holding the listing ends it.
         if new != me:
@@ -188,7 +194,8 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                 type_system=None, registered_at=person.home_event_at,
                 effective_at=person.home_event_at, purpose="forward"), ctx.now)
         return "OK", text("stale_ignored")
-    if known_at is not None and (event_at < known_at or before_removal) and not beats_passive:
+    if known_at is not None and (event_at < known_at or before_removal or closed_since) \
+            and not beats_passive:
         # Stale: we already hold a newer listing. The region it names may still list the
         # resident, so tell it where the resident is listed now (it ends its listing).
         where = record.listing_county if record is not None else me
@@ -204,6 +211,9 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
     if new == me:
         # Responsibility comes back (the listing elsewhere ended without a new choice).
         sender = meta.ended_county or ids.county_of_hsa_id(ctx.caller_hsa_id or "")
+        if meta.purpose == "closure" and person is not None and sender not in (None, me) \
+                and (person.home_closure_at is None or event_at >= person.home_closure_at):
+            person.home_closure_at, person.home_closure_county = event_at, sender
         if record is not None and sender is not None and record.listing_county not in (me,
                                                                                          sender):
             if meta.purpose != "handover":

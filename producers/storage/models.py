@@ -53,6 +53,10 @@ class Person(Base):
     # ... and the county whose listing that news ended: a hand-over of that very listing
     # carries the same time, and is as stale (update_listing).
     home_event_county: Mapped[str | None] = mapped_column(COUNTY)
+    # Home region: the last closure another region reported (its time, that region): news of
+    # a listing there chosen before it is over, whatever else we hold (update_listing).
+    home_closure_at: Mapped[datetime | None] = mapped_column(DateTime)
+    home_closure_county: Mapped[str | None] = mapped_column(COUNTY)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 

@@ -798,6 +798,17 @@ def test_a_closure_elsewhere_does_not_make_a_newer_re_choice_stale(
     replay(templates, "closure-time-is-no-choice")
 
 
+def test_a_choice_reported_after_the_closure_of_its_unit_is_stale(
+        templates: Templates) -> None:
+    """Found by soak 19 (shrunk to 5 steps), a regression of the fix above: a resident of 03
+    listed at home chooses 08 (the notice dropped, retried) and 08's unit closes; the closure
+    reaches 03 first. With the record keeping its choice's time, the retried notice then
+    looked new and 03 recorded 08, where the resident was listed nowhere. The home region now
+    remembers the last closure another region reported (persons.home_closure_at and
+    _county): news of a listing there chosen before it is over."""
+    replay(templates, "closure-before-the-choice-it-closed")
+
+
 def test_a_listing_awaiting_a_verdict_is_not_recorded_before_it(templates: Templates) -> None:
     """Found by soak 18 (shrunk to 9 steps; fails on the morning's code too): a resident of 03
     chooses 08 (the notice held), moves to 08; a closure elsewhere, passed on by 03, told 08
