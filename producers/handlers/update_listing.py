@@ -165,6 +165,13 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                                and new == person.home_event_county)))
     # A listing in a region that has since reported the closure of the resident's unit there:
     # over, whatever we hold now (the closure may have come first: its notice was retried).
+    # Remembered even when the closure itself is stale here: a passive listing made since
+    # would otherwise give way to the closed choice's notice (beats_passive).
+    if meta.purpose == "closure" and new == me and person is not None:
+        closing = meta.ended_county or ids.county_of_hsa_id(ctx.caller_hsa_id or "")
+        if closing not in (None, me) and (person.home_closure_at is None
+                                          or event_at >= person.home_closure_at):
+            person.home_closure_at, person.home_closure_county = event_at, closing
     closed_since = (person is not None and person.home_closure_at is not None
                     and new == person.home_closure_county and event_at < person.home_closure_at)
     # News of the resident's own choice (a change, a re-choice, a hand-over after a move)
@@ -211,9 +218,6 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
     if new == me:
         # Responsibility comes back (the listing elsewhere ended without a new choice).
         sender = meta.ended_county or ids.county_of_hsa_id(ctx.caller_hsa_id or "")
-        if meta.purpose == "closure" and person is not None and sender not in (None, me) \
-                and (person.home_closure_at is None or event_at >= person.home_closure_at):
-            person.home_closure_at, person.home_closure_county = event_at, sender
         if record is not None and sender is not None and record.listing_county not in (me,
                                                                                          sender):
             if meta.purpose != "handover":
@@ -234,8 +238,8 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                      else record.event_at)
             # ... and where that listing was: the county a hand-over names as ended, else
             # the record's (it names the sender or us: stale above otherwise)
-            where = (meta.ended_county or me if meta.purpose == "handover"
-                     else record.listing_county if record is not None else sender or me)
+            where = ((meta.ended_county or me) if meta.purpose == "handover"
+                     else record.listing_county if record is not None else (sender or me))
             if record is not None:
                 history.home_record_ends(s, pid, effective_at, "returned")
                 s.delete(record)  # listed nowhere until the resident (or passive listing) chooses

@@ -809,6 +809,39 @@ def test_a_choice_reported_after_the_closure_of_its_unit_is_stale(
     replay(templates, "closure-before-the-choice-it-closed")
 
 
+def test_a_closure_stale_at_home_still_ends_the_choice_it_closed(templates: Templates) -> None:
+    """The closure marker is kept even when the closure itself is stale at the home region: a
+    resident of 08 listed at home chooses 01 (the notice lost twice, retried); 01's unit
+    closes, then 08's unit, which lists the resident passively elsewhere. The closure from
+    01 reaches 08 first — older than the passive listing, stale — then the notice:
+    a choice would beat a passive listing, but this one has closed. The passive listing
+    stands and 08 names 08."""
+    w = templates.world()
+    try:
+        pid = adults(w.population, "08", 1)[0]
+        r01, r08 = w.region("01"), w.region("08")
+        assert r08.handle(create(pid, UNITS["08"][0]), w.ctx()).resultCode == "OK"
+        w.clock.advance(minutes=1)
+        w.net.plan += ["drop", "drop"]  # the call, and the outbox's first retry below
+        assert r01.handle(create(pid, UNITS["01"][0], home="08"), w.ctx()).resultCode == "INFO"
+        w.clock.advance(minutes=1)
+        flows.close_unit(r01, UNITS["01"][0])
+        w.clock.advance(minutes=1)
+        flows.close_unit(r08, UNITS["08"][0])
+        [passive] = current_listings(r08, pid)
+        assert passive.origin == "passive"
+        outbox.run_due(r01, w.clock())  # the notice lost again, the closure delivered
+        assert [r.purpose for r in outbox_rows(r01, pid) if r.status == "delivered"] == [
+            "closure"]
+        assert listing_counties(r08, pid) == ["08"]
+        w.quiesce()  # the notice of the closed choice comes
+        assert [x.unit_hsa_id for x in current_listings(r08, pid)] == [passive.unit_hsa_id]
+        assert listing_counties(r08, pid) == ["08"]
+        assert current_listings(r01, pid) == []
+    finally:
+        w.close()
+
+
 def test_a_listing_awaiting_a_verdict_is_not_recorded_before_it(templates: Templates) -> None:
     """Found by soak 18 (shrunk to 9 steps; fails on the morning's code too): a resident of 03
     chooses 08 (the notice held), moves to 08; a closure elsewhere, passed on by 03, told 08
