@@ -228,6 +228,23 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                 person_id=pid, new_county=me, home_county=me, type_code=None,
                 type_system=None, registered_at=event_at, effective_at=effective_at,
                 purpose="forward"), ctx.now)
+        # The choice that ended was made after our own listing (a "listed nowhere" hand-over
+        # names its time; a closure, the record's): that choice replaced ours — the notice
+        # telling us so may still be on its way. Ours is over too: listed nowhere.
+        ended_choice = (event_at if meta.purpose == "handover" and meta.ended_county
+                        not in (None, me)
+                        else record.event_at if meta.purpose == "closure" and record is not None
+                        and record.listing_county == sender else None)
+        if (own is not None and not unsettled and ended_choice is not None
+                and own.registered_at < ended_choice):
+            # ended when that choice took effect (the record's), else when it was made (a
+            # "listed nowhere" hand-over carries the end's time, not the choice's): a gap of
+            # hours at most, never two listings in force at once
+            listings.end_listing(own, record.effective_at if meta.purpose == "closure"
+                                 else ended_choice, "listed_elsewhere")
+            s.flush()
+            listings.admit_from_queue(region, s, own.unit_hsa_id, ctx.now)
+            own = None
         if own is None or unsettled:
             # (Our listing still awaiting another home region's verdict is not known to stand:
             # it is recorded when the verdict comes, flows.own_listing_settled. Recording it

@@ -842,6 +842,17 @@ def test_a_closure_stale_at_home_still_ends_the_choice_it_closed(templates: Temp
         w.close()
 
 
+def test_listed_nowhere_after_a_choice_newer_than_ours_ends_ours(templates: Templates) -> None:
+    """Found by soak 20 (shrunk to 7 steps; fails on the morning's code too): a resident of 03
+    listed in 08 chooses a unit at home (03's "end your listing" to 08 on its way), moves to
+    08, and 03's unit closes before 03 reads the move. 03 hands over "listed nowhere: the
+    choice in 03 ended"; reaching 08 before the end of 08's own older listing, it made 08
+    record that listing as in force — then the end came, and the record named a listing
+    that was gone. A listing older than the choice that ended is over: 08 ends it and
+    records nothing (update_listing._at_home)."""
+    replay(templates, "listed-nowhere-after-a-newer-choice-than-ours")
+
+
 def test_a_listing_awaiting_a_verdict_is_not_recorded_before_it(templates: Templates) -> None:
     """Found by soak 18 (shrunk to 9 steps; fails on the morning's code too): a resident of 03
     chooses 08 (the notice held), moves to 08; a closure elsewhere, passed on by 03, told 08
