@@ -573,9 +573,12 @@ def own_listing_settled(region: Region, s: Session, pid: str, now: datetime) -> 
     me = region.county
     if listings.home_county_here(s, pid)[0] != me:
         return  # (one Core read: the common case, a resident of another region, stops here)
-    listings.lock_person(s, pid, now)
+    person = listings.lock_person(s, pid, now)
     own = listings.current_listing(s, pid)
     record = s.get(HomeRecord, pid)
+    if own is None:
+        _ended_choice_settled(region, s, person, record, now)
+        return
     # Nothing to do: no listing of ours that a resident chose (or one billed elsewhere —
     # chosen with another home region, no move here read since), a record naming us, or a
     # verdict on the listing still to come.
@@ -592,6 +595,29 @@ def own_listing_settled(region: Region, s: Session, pid: str, now: datetime) -> 
     listings.end_listing(own, record.effective_at, "listed_elsewhere")
     s.flush()
     listings.admit_from_queue(region, s, own.unit_hsa_id, now)
+
+
+def _ended_choice_settled(region: Region, s: Session, person: Person,
+                          record: HomeRecord | None, now: datetime) -> None:
+    """``own_listing_settled`` when that listing has ended meanwhile (its unit closed before
+    the resident moved here): a record we took in while its verdict was pending, older than
+    the choice, names a listing that choice replaced (update_listing: stale, once settled).
+    The resident is listed nowhere: the record goes, and the region it names is told."""
+    me, pid = region.county, person.person_id
+    if record is None or record.listing_county == me:
+        return
+    if region.registered_home_county(pid) not in (None, me):
+        return  # our feed lags behind a move away: the new home region decides
+    chosen = listings.last_ended_choice(s, pid)
+    if chosen is None or chosen <= record.event_at:
+        return
+    outbox.enqueue(s, me, record.listing_county, outbox.Notification(
+        person_id=pid, new_county=me, home_county=me, type_code=None, type_system=None,
+        registered_at=chosen, effective_at=chosen, purpose="forward"), now)
+    history.home_record_ends(s, pid, now, "returned")
+    s.delete(record)
+    listings.mark_listed_nowhere(person, chosen, me)
+    passive_listing_if_due(region, s, pid, now, ignore_grace=True)
 
 
 def _leave(region: Region, s: Session, person: Person, kind: str, change: Any,

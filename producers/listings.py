@@ -84,6 +84,11 @@ _CURRENT = (select(Listing).where(Listing.person_id == bindparam("pid"),
 _CURRENT_ROW = (select(_listings).where(_listings.c.person_id == bindparam("pid"),
                                         _listings.c.valid_to.is_(None))
                 .order_by(_listings.c.id.desc()))
+# the newest ended listing the resident chose here and that was not taken back
+_LAST_ENDED_CHOICE = (select(Listing).where(
+    Listing.person_id == bindparam("pid"), Listing.valid_to.is_not(None),
+    Listing.origin != "passive", Listing.end_reason.not_in(("refused_by_home", "cancelled")))
+    .order_by(Listing.registered_at.desc()).limit(1))
 _LISTINGS_OF = select(_listings).where(_listings.c.person_id == bindparam("pid")).order_by(
     _listings.c.valid_from)
 _QUEUE_HEAD = (select(_queue).where(_queue.c.unit_hsa_id == bindparam("unit"))
@@ -220,6 +225,13 @@ def _unit_lock_key(unit_hsa_id: str) -> int:
 def current_listing(s: Session, pid: str) -> Listing | None:
     """The person's newest not-ended listing at this region's units (at most one)."""
     return s.execute(_CURRENT, {"pid": pid}).scalars().first()
+
+
+def last_ended_choice(s: Session, pid: str) -> datetime | None:
+    """When the resident last chose one of our units, if that listing has ended since (and
+    was not taken back) and its notice has had its answer; else None."""
+    last = s.execute(_LAST_ENDED_CHOICE, {"pid": pid}).scalars().first()
+    return last.registered_at if last is not None and not awaiting_home(s, last) else None
 
 
 def current_listing_row(s: Session, pid: str) -> Row | None:

@@ -201,6 +201,18 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                 type_system=None, registered_at=person.home_event_at,
                 effective_at=person.home_event_at, purpose="forward"), ctx.now)
         return "OK", text("stale_ignored")
+    if not (known_at is not None and event_at < known_at) and own is None:
+        # The resident chose one of our units after this news, and that listing has ended
+        # since (a closure before they moved here, say): that choice replaced what the news
+        # reports. Stale; a region still holding that listing ends it.
+        chosen_here = listings.last_ended_choice(s, pid)
+        if chosen_here is not None and event_at < chosen_here:
+            if new != me:
+                outbox.enqueue(s, me, new, outbox.Notification(
+                    person_id=pid, new_county=me, home_county=me, type_code=None,
+                    type_system=None, registered_at=chosen_here, effective_at=chosen_here,
+                    purpose="forward"), ctx.now)
+            return "OK", text("stale_ignored")
     if known_at is not None and (event_at < known_at or before_removal or closed_since) \
             and not beats_passive:
         # Stale: we already hold a newer listing. The region it names may still list the

@@ -853,6 +853,18 @@ def test_listed_nowhere_after_a_choice_newer_than_ours_ends_ours(templates: Temp
     replay(templates, "listed-nowhere-after-a-newer-choice-than-ours")
 
 
+def test_a_choice_here_that_closed_before_the_move_outdates_older_news(
+        templates: Templates) -> None:
+    """Found by soak 21 (shrunk to 6 steps; fails on the morning's code too): a resident of
+    08 listed at home chooses 03 (the notice lost, retried), 03's unit closes, and they move
+    to 03. 08's hand-over "listed in 08" reached 03 — which then recorded 08, though its own
+    choice, newer, had replaced that listing (its notice ended it). A choice at our units
+    newer than the news is known even once its listing has ended: the news is stale, or,
+    taken in while that choice's verdict was pending, dropped when the verdict comes
+    (update_listing._at_home, flows.own_listing_settled)."""
+    replay(templates, "choice-here-closed-before-the-move")
+
+
 def test_a_listing_awaiting_a_verdict_is_not_recorded_before_it(templates: Templates) -> None:
     """Found by soak 18 (shrunk to 9 steps; fails on the morning's code too): a resident of 03
     chooses 08 (the notice held), moves to 08; a closure elsewhere, passed on by 03, told 08
