@@ -582,7 +582,7 @@ def own_listing_settled(region: Region, s: Session, pid: str, now: datetime) -> 
     # Nothing to do: no listing of ours that a resident chose (or one billed elsewhere —
     # chosen with another home region, no move here read since), a record naming us, or a
     # verdict on the listing still to come.
-    if (own is None or own.origin == "passive" or own.home_county != me
+    if (own.origin == "passive" or own.home_county != me
             or (record is not None and record.listing_county == me)
             or listings.awaiting_home(s, own)):
         return
@@ -611,9 +611,7 @@ def _ended_choice_settled(region: Region, s: Session, person: Person,
     chosen = listings.last_ended_choice(s, pid)
     if chosen is None or chosen <= record.event_at:
         return
-    outbox.enqueue(s, me, record.listing_county, outbox.Notification(
-        person_id=pid, new_county=me, home_county=me, type_code=None, type_system=None,
-        registered_at=chosen, effective_at=chosen, purpose="forward"), now)
+    listings.tell_to_end(s, me, record.listing_county, pid, chosen, chosen, now)
     history.home_record_ends(s, pid, now, "returned")
     s.delete(record)
     listings.mark_listed_nowhere(person, chosen, me)

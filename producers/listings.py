@@ -425,6 +425,16 @@ def _set_home_record_core(s: Session, pid: str, values: dict[str, Any]) -> str |
     return old.listing_county if old is not None else None
 
 
+def tell_to_end(s: Session, me: str, to: str, pid: str, chosen: datetime,
+                effective_at: datetime, now: datetime) -> None:
+    """As the home region: the resident is listed with us, or nowhere, since the choice at
+    ``chosen``; region ``to`` may still hold an older listing — it is sent a ``forward``
+    (new = us) and ends it."""
+    outbox.enqueue(s, me, to, outbox.Notification(
+        person_id=pid, new_county=me, home_county=me, type_code=None, type_system=None,
+        registered_at=chosen, effective_at=effective_at, purpose="forward"), now)
+
+
 def record_listed_here(region: Region, s: Session, pid: str, now: datetime,
                        effective_at: datetime, event_at: datetime, type_code: str | None,
                        type_system: str | None) -> None:

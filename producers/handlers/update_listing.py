@@ -163,15 +163,16 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
                       and (event_at < person.home_event_at
                            or (event_at == person.home_event_at and meta.purpose == "handover"
                                and new == person.home_event_county)))
+    # (the county whose listing a closure or "back to the home region" ended)
+    sender = meta.ended_county or ids.county_of_hsa_id(ctx.caller_hsa_id or "")
     # A listing in a region that has since reported the closure of the resident's unit there:
     # over, whatever we hold now (the closure may have come first: its notice was retried).
     # Remembered even when the closure itself is stale here: a passive listing made since
     # would otherwise give way to the closed choice's notice (beats_passive).
-    if meta.purpose == "closure" and new == me and person is not None:
-        closing = meta.ended_county or ids.county_of_hsa_id(ctx.caller_hsa_id or "")
-        if closing not in (None, me) and (person.home_closure_at is None
-                                          or event_at >= person.home_closure_at):
-            person.home_closure_at, person.home_closure_county = event_at, closing
+    if (meta.purpose == "closure" and new == me and person is not None
+            and sender not in (None, me)
+            and (person.home_closure_at is None or event_at >= person.home_closure_at)):
+        person.home_closure_at, person.home_closure_county = event_at, sender
     closed_since = (person is not None and person.home_closure_at is not None
                     and new == person.home_closure_county and event_at < person.home_closure_at)
     # News of the resident's own choice (a change, a re-choice, a hand-over after a move)
@@ -196,10 +197,8 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
     if before_removal and known_at is None:
         # Listed nowhere since that news: a region still holding the listing ends it.
         if new != me:
-            outbox.enqueue(s, me, new, outbox.Notification(
-                person_id=pid, new_county=me, home_county=me, type_code=None,
-                type_system=None, registered_at=person.home_event_at,
-                effective_at=person.home_event_at, purpose="forward"), ctx.now)
+            listings.tell_to_end(s, me, new, pid, person.home_event_at, person.home_event_at,
+                                 ctx.now)
         return "OK", text("stale_ignored")
     if not (known_at is not None and event_at < known_at) and own is None:
         # The resident chose one of our units after this news, and that listing has ended
@@ -208,10 +207,7 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
         chosen_here = listings.last_ended_choice(s, pid)
         if chosen_here is not None and event_at < chosen_here:
             if new != me:
-                outbox.enqueue(s, me, new, outbox.Notification(
-                    person_id=pid, new_county=me, home_county=me, type_code=None,
-                    type_system=None, registered_at=chosen_here, effective_at=chosen_here,
-                    purpose="forward"), ctx.now)
+                listings.tell_to_end(s, me, new, pid, chosen_here, chosen_here, ctx.now)
             return "OK", text("stale_ignored")
     if known_at is not None and (event_at < known_at or before_removal or closed_since) \
             and not beats_passive:
@@ -229,17 +225,14 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
         return "OK", text("stale_ignored")
     if new == me:
         # Responsibility comes back (the listing elsewhere ended without a new choice).
-        sender = meta.ended_county or ids.county_of_hsa_id(ctx.caller_hsa_id or "")
         if record is not None and sender is not None and record.listing_county not in (me,
                                                                                          sender):
             if meta.purpose != "handover":
                 return "OK", text("stale_ignored")  # about a listing we no longer hold
             # A hand-over is ordered by the choice it reports, newer than our record (not
             # stale, above): the region our record names must end its listing.
-            outbox.enqueue(s, me, record.listing_county, outbox.Notification(
-                person_id=pid, new_county=me, home_county=me, type_code=None,
-                type_system=None, registered_at=event_at, effective_at=effective_at,
-                purpose="forward"), ctx.now)
+            listings.tell_to_end(s, me, record.listing_county, pid, event_at, effective_at,
+                                 ctx.now)
         # The choice that ended was made after our own listing (a "listed nowhere" hand-over
         # names its time; a closure, the record's): that choice replaced ours — the notice
         # telling us so may still be on its way. Ours is over too: listed nowhere.
