@@ -461,7 +461,10 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
         own = listings.current_listing(s, pid)
         where = record.listing_county if record is not None else (me if own else None)
         if where is not None:
-            event_at = record.event_at if record is not None else own.registered_at
+            # (our passive listing: ordered by the choice it stands in for, as here)
+            event_at = (listings.counts_from(person, own)
+                        if own is not None and own.origin == "passive" and where == me
+                        else record.event_at if record is not None else own.registered_at)
             effective_at = record.effective_at if record is not None else own.valid_from
             tcode = record.type_code if record is not None else own.type_code
             tsys = record.type_system if record is not None else own.type_system

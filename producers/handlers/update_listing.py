@@ -349,8 +349,9 @@ def _at_listing_region(region: Region, s: Session, pid: str, new: str, home: str
         for item in ([own] if own else []) + queued:
             history.change_payer(s, item, home, ctx.now)
         return "OK", None
-    if own is not None and own.registered_at > event_at:
-        # The resident chose us again after that. The listings that choice replaced here are
+    if own is not None and listings.outdates(s.get(Person, pid), own, event_at, new):
+        # The resident chose us again after that (or, for a passive listing, the choice it
+        # stands in for was made after that). The listings that choice replaced here are
         # over all the same: should the home region refuse it, none of them comes back.
         for old in s.execute(select(Listing).where(
                 Listing.person_id == pid, Listing.end_reason == "changed",

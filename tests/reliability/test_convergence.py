@@ -865,17 +865,17 @@ def test_a_choice_here_that_closed_before_the_move_outdates_older_news(
     replay(templates, "choice-here-closed-before-the-move")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open finding: docs/reliability.md (soak 22, 2026-11-26)")
-def test_open_finding_a_choice_before_a_passive_listing_across_a_move(
+def test_a_choice_made_before_a_passive_listing_beats_it_across_a_move(
         templates: Templates) -> None:
-    """Found by soak 22 (shrunk to 5 steps; fails on the morning's code too), not fixed yet:
-    a resident of 08 listed at home chooses 03 (the notice lost, retried); 08's unit closes
-    and 08 lists them passively; they move to 03. 08 hands the passive listing over ("listed
-    in 08", newer than the choice), which ends the choice at 03; the retried notice reaches
-    08, no longer home, where the passive listing looks newer. The resident's last choice is
-    lost to a listing that only stood in for a choice 08 did not know of."""
-    replay(templates, "open-a-choice-before-a-passive-listing-across-a-move")
+    """Found by soak 22 (shrunk to 5 steps; fails on the morning's code too): a resident of
+    08 listed at home chooses 03 (the notice lost, retried); 08's unit closes and 08 lists
+    them passively; they move to 03. 08 handed the passive listing over as "listed in 08"
+    at its own time, newer than the choice, which ended the choice at 03; the retried notice
+    then reached 08, no longer home, where the passive listing looked newer too. The
+    resident's last choice was lost to a listing that only stood in for a choice 08 did not
+    know of. A passive listing counts from the choice it stands in for, wherever it is
+    judged (listings.counts_from: the hand-over and the former home)."""
+    replay(templates, "choice-before-a-passive-listing-across-a-move")
 
 
 def test_a_listing_awaiting_a_verdict_is_not_recorded_before_it(templates: Templates) -> None:
