@@ -461,7 +461,7 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
         own = listings.current_listing(s, pid)
         where = record.listing_county if record is not None else (me if own else None)
         if where is not None:
-            # (our passive listing: ordered by the choice it stands in for, as here)
+            # (a passive listing of ours goes by the choice it stands in for: counts_from)
             event_at = (listings.counts_from(person, own)
                         if own is not None and own.origin == "passive" and where == me
                         else record.event_at if record is not None else own.registered_at)
