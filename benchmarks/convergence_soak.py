@@ -13,7 +13,8 @@ pytest processes (default: one per CPU) each run ``--schedules / --workers`` ran
 of up to ``--steps`` (120) steps, hypothesis seeded ``--seed + worker`` so that a run can be
 repeated. A worker stops at its first failing schedule, which hypothesis shrinks; the schedule
 is written as a replay file (one rule call per line, the format of
-``tests/reliability/schedules/``) and its path printed: copy it there and replay it with
+``tests/reliability/schedules/``) and its path printed: shrink it further with
+``benchmarks/shrink_schedule.py``, copy it there and replay it with
 ``test_convergence.replay`` in a regression test.
 
 Prints a table (schedules, steps, deliveries, faults, answers, failures, minutes per worker)
@@ -168,7 +169,8 @@ def main() -> int:
         if w.schedule:
             path.write_text("\n".join(w.schedule) + "\n")
             print(f"\nworker {w.index} (seed {w.seed}) FAILED: the shrunk schedule "
-                  f"({len(w.schedule)} steps) is in {path}; its log: {w.log_file}")
+                  f"({len(w.schedule)} steps) is in {path}; its log: {w.log_file}\n"
+                  f"shrink it further: .venv/bin/python benchmarks/shrink_schedule.py {path}")
         else:
             print(f"\nworker {w.index} (seed {w.seed}) FAILED without a schedule "
                   f"(an error outside the machine?): see {w.log_file}")

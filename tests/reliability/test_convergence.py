@@ -958,11 +958,17 @@ def test_an_unsettled_choice_at_the_new_home_stands_once_accepted(templates: Tem
 def replay(templates: Templates, name: str) -> None:
     """Run a recorded schedule (schedules/NAME.txt, one rule call per line, as hypothesis
     printed it) and check the invariants after every step and at quiescence."""
+    play(templates, (Path(__file__).parent / "schedules" / f"{name}.txt").read_text())
+
+
+def play(templates: Templates, schedule: str) -> None:
+    """``replay`` of a schedule's text (benchmarks/shrink_schedule.py plays candidates)."""
     Regions.templates = templates
     machine = Regions()
     try:
-        path = Path(__file__).parent / "schedules" / f"{name}.txt"
-        for line in path.read_text().splitlines():
+        for line in schedule.splitlines():
+            if not line.strip():
+                continue
             call = ast.parse(line, mode="eval").body  # rule(keyword=literal, ...)
             assert isinstance(call, ast.Call) and isinstance(call.func, ast.Name), line
             getattr(machine, call.func.id)(**{k.arg: ast.literal_eval(k.value)
