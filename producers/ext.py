@@ -10,6 +10,10 @@ a peer that does not send them gets the fallback in docs/cross-region-protocol.m
 - ``listingEffectiveTime``: when the listing takes effect; the old listing ends then.
 - ``endedCounty``: on a ``closure`` passed on by a former home region, the county whose
   listing ended (the receiver checks it against its record instead of the caller's county).
+- ``standsInForChoiceTime``: on a ``handover`` of a passive listing, when the choice it
+  stands in for was made (the one whose end left the resident listed nowhere): the receiver
+  orders the listing by it against the choices it knows (a choice made after that one beats
+  a passive listing), by ``listingRegisteredTime`` against the ends it knows.
 - ``purpose``: change | rechoice | forward | closure | handover — whether it is a resident's
   change (counted against the 12-month limit), a resident choosing again the unit they are
   listed at in another region (counted only if the home region had them elsewhere), or
@@ -34,6 +38,7 @@ class NotificationMeta:
     effective_at: datetime | None = None
     purpose: str | None = None
     ended_county: str | None = None
+    stands_in_for: datetime | None = None
 
 
 def _dt(value: datetime) -> str:
@@ -46,7 +51,8 @@ def to_elements(meta: NotificationMeta) -> list[etree._Element]:
                         ("listingRegisteredTime", meta.registered_at),
                         ("listingEffectiveTime", meta.effective_at),
                         ("purpose", meta.purpose),
-                        ("endedCounty", meta.ended_county)):
+                        ("endedCounty", meta.ended_county),
+                        ("standsInForChoiceTime", meta.stands_in_for)):
         if value is None:
             continue
         el = etree.Element(f"{{{EXT_NS}}}{name}", nsmap={"lx": EXT_NS})
@@ -80,4 +86,5 @@ def from_elements(elements: list[etree._Element] | None) -> NotificationMeta:
         effective_at=when("listingEffectiveTime"),
         purpose=purpose if purpose in PURPOSES else None,
         ended_county=ended if ended and len(ended) == 2 and ended.isdigit() else None,
+        stands_in_for=when("standsInForChoiceTime"),
     )

@@ -461,10 +461,13 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
         own = listings.current_listing(s, pid)
         where = record.listing_county if record is not None else (me if own else None)
         if where is not None:
-            # (a passive listing of ours goes by the choice it stands in for: counts_from)
-            event_at = (listings.counts_from(person, own)
-                        if own is not None and own.origin == "passive" and where == me
-                        else record.event_at if record is not None else own.registered_at)
+            event_at = record.event_at if record is not None else own.registered_at
+            # a passive listing of ours goes by the choice it stands in for (counts_from)
+            stands_in_for = (listings.counts_from(person, own)
+                             if own is not None and own.origin == "passive" and where == me
+                             else None)
+            if own is not None and stands_in_for == own.registered_at:
+                stands_in_for = None  # it stands in for no choice we know of
             effective_at = record.effective_at if record is not None else own.valid_from
             tcode = record.type_code if record is not None else own.type_code
             tsys = record.type_system if record is not None else own.type_system
@@ -473,7 +476,7 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
                 outbox.enqueue(s, me, to, outbox.Notification(
                     person_id=pid, new_county=where, home_county=new, type_code=tcode,
                     type_system=tsys, registered_at=event_at, effective_at=effective_at,
-                    purpose="handover"), now)
+                    purpose="handover", stands_in_for=stands_in_for), now)
 
             # A listing here whose own notice is on its way to the new home region already
             # (chosen with it as home): that notice is the news, counted or refused there; a

@@ -80,18 +80,24 @@ class Notification:
     effective_at: datetime
     purpose: str
     ended_county: str | None = None  # a closure passed on by a former home region
+    stands_in_for: datetime | None = None  # a hand-over of a passive listing (ext.py)
 
     def to_json(self) -> dict[str, Any]:
         # the fields one by one: dataclasses.asdict deep-copies each value (~170 calls)
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["registered_at"] = self.registered_at.isoformat()
         d["effective_at"] = self.effective_at.isoformat()
+        if self.stands_in_for is not None:
+            d["stands_in_for"] = self.stands_in_for.isoformat()
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Notification:
+        # (rows written before stands_in_for existed have no such key: the default)
         return cls(**{**d, "registered_at": datetime.fromisoformat(d["registered_at"]),
-                      "effective_at": datetime.fromisoformat(d["effective_at"])})
+                      "effective_at": datetime.fromisoformat(d["effective_at"]),
+                      "stands_in_for": (datetime.fromisoformat(d["stands_in_for"])
+                                        if d.get("stands_in_for") else None)})
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,7 @@ def build_request(row: OutboxMessage) -> Any:
     )
     req.any_ = ext.to_elements(ext.NotificationMeta(row.message_id, n.registered_at,
                                                     n.effective_at, n.purpose,
-                                                    n.ended_county))
+                                                    n.ended_county, n.stands_in_for))
     return req
 
 

@@ -175,6 +175,11 @@ def _at_home(region: Region, s: Session, pid: str, new: str, event_at: datetime,
         person.home_closure_at, person.home_closure_county = event_at, sender
     closed_since = (person is not None and person.home_closure_at is not None
                     and new == person.home_closure_county and event_at < person.home_closure_at)
+    # A hand-over of a passive listing: against the ends above it is as new as the listing
+    # (made after them); against the choices we know, as old as the choice it stands in for
+    # (a choice made after that one beats it, as it does a passive listing of ours below).
+    if meta.purpose == "handover" and meta.stands_in_for is not None:
+        event_at = min(event_at, meta.stands_in_for)
     # News of the resident's own choice (a change, a re-choice, a hand-over after a move)
     # beats a passive listing made here meanwhile, however old it is — unless it is older
     # than such news: the passive listing only stands in for a choice we did not know of.

@@ -874,6 +874,19 @@ def test_a_choice_made_before_a_passive_listing_beats_it_across_a_move(
     replay(templates, "choice-before-a-passive-listing-across-a-move")
 
 
+def test_a_passive_listing_handed_back_after_a_closure_is_recorded(templates: Templates) -> None:
+    """Found by soak 27 (200-step schedules; shrunk to 7 steps by benchmarks/shrink_schedule.py),
+    a regression of the first form of the fix above: a resident of 03 listed in 08 moves to
+    01; the unit in 08 closes (01: listed nowhere, the choice in 08 ended); they move to 08,
+    which lists them passively, and back to 01. 08's hand-over carried the passive listing's
+    order key — the ended choice's time, in 08 — which 01 took for the ended listing itself:
+    stale, and 01 named no one while 08 listed the resident. The hand-over now carries its
+    own registration, newer than those ends, and the choice it stands in for apart
+    (``standsInForChoiceTime``): the receiver judges it by that only against the choices it
+    knows (update_listing._at_home)."""
+    replay(templates, "passive-listing-handed-back-after-a-closure")
+
+
 @pytest.mark.parametrize("notice_first", [False, True], ids=["closure-first", "notice-first"])
 def test_a_choice_whose_unit_closed_before_home_heard_of_it_changes_nothing(
         templates: Templates, notice_first: bool) -> None:
