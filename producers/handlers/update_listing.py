@@ -73,7 +73,8 @@ def _apply(region: Region, s: Session, req: Any, ctx: CallContext) -> Any:
     if moved_to is not None:
         code, message = _for_a_former_resident(region, s, pid, new, moved_to, event_at,
                                                effective_at, ctx, getattr(lt, "code", None),
-                                               getattr(lt, "codeSystem", None))
+                                               getattr(lt, "codeSystem", None),
+                                               meta.stands_in_for)
     elif home == region.county:
         code, message = _at_home(region, s, pid, new, event_at, effective_at, meta, ctx,
                                  getattr(lt, "code", None), getattr(lt, "codeSystem", None))
@@ -116,7 +117,7 @@ def _moved_away_to(region: Region, s: Session, pid: str, at: datetime) -> str | 
 def _for_a_former_resident(region: Region, s: Session, pid: str, new: str, moved_to: str,
                            event_at: datetime, effective_at: datetime, ctx: CallContext,
                            type_code: str | None, type_system: str | None,
-                           ) -> tuple[str, str | None]:
+                           stands_in_for: datetime | None = None) -> tuple[str, str | None]:
     """A notification that names us as home reached us after the resident moved away: we
     are not the home region any more, so we neither record it nor count it. A listing at our
     units is treated as any listing region treats it, and the news goes on to the new home
@@ -143,7 +144,7 @@ def _for_a_former_resident(region: Region, s: Session, pid: str, new: str, moved
             outbox.enqueue(s, me, to, outbox.Notification(
                 person_id=pid, new_county=new, home_county=moved_to, type_code=type_code,
                 type_system=type_system, registered_at=event_at, effective_at=effective_at,
-                purpose="handover"), ctx.now)
+                purpose="handover", stands_in_for=stands_in_for), ctx.now)
     return "OK", text("moved_away", region=region.config.name)
 
 
