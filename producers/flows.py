@@ -462,12 +462,9 @@ def _move(region: Region, s: Session, person: Person, change: Any, now: datetime
         where = record.listing_county if record is not None else (me if own else None)
         if where is not None:
             event_at = record.event_at if record is not None else own.registered_at
-            # a passive listing of ours goes by the choice it stands in for (counts_from)
-            stands_in_for = (listings.counts_from(person, own)
-                             if own is not None and own.origin == "passive" and where == me
-                             else None)
-            if own is not None and stands_in_for == own.registered_at:
-                stands_in_for = None  # it stands in for no choice we know of
+            # a passive listing of ours goes by the choice it stands in for
+            stands_in_for = (listings.stands_in_for(person, own)
+                             if own is not None and where == me else None)
             effective_at = record.effective_at if record is not None else own.valid_from
             tcode = record.type_code if record is not None else own.type_code
             tsys = record.type_system if record is not None else own.type_system

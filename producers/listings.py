@@ -227,28 +227,29 @@ def current_listing(s: Session, pid: str) -> Listing | None:
     return s.execute(_CURRENT, {"pid": pid}).scalars().first()
 
 
-def counts_from(person: Person | None, listing: Listing) -> datetime:
-    """When a listing at our units counts from in the stale rule: when it was chosen — or,
-    for a passive listing, when the choice whose end left the resident listed nowhere was
-    made (``person.home_event_at``). A passive listing only stands in for a choice its home
-    region did not know of: the news of a choice made after that one beats it wherever it
-    arrives — at the home region (update_listing's beats_passive) and, after a move, at the
-    former home and at the new one (the hand-over carries this time, flows._move)."""
+def stands_in_for(person: Person | None, listing: Listing) -> datetime | None:
+    """For a passive listing at our units, when the choice it stands in for was made — the
+    one whose end left the resident listed nowhere (``person.home_event_at``); None for a
+    chosen listing, or a passive one with no earlier choice known. A passive listing only
+    stands in for a choice its home region did not know of: the news of a choice made after
+    that one beats it wherever it arrives — at the home region (update_listing's
+    beats_passive) and, after a move, at the former home (``outdates``) and at the new one
+    (the hand-over carries this time, flows._move)."""
     if (listing.origin == "passive" and person is not None and person.home_event_at is not None
-            and person.home_event_at <= listing.registered_at):
+            and person.home_event_at < listing.registered_at):
         return person.home_event_at
-    return listing.registered_at
+    return None
 
 
 def outdates(person: Person | None, listing: Listing, event_at: datetime, county: str) -> bool:
     """Whether our listing is newer than news of a listing in ``county`` chosen at
     ``event_at`` (the stale rule, as a listing region). A passive listing is newer than the
     choice it stands in for — that same listing, same county and time, has ended — and
-    than anything older; not than a choice made after it (``counts_from``)."""
-    since = counts_from(person, listing)
-    if person is not None and since != listing.registered_at:  # a passive stand-in
+    than anything older; not than a choice made after it (``stands_in_for``)."""
+    since = stands_in_for(person, listing)
+    if since is not None and person is not None:
         return event_at < since or (event_at == since and county == person.home_event_county)
-    return since > event_at
+    return listing.registered_at > event_at
 
 
 def last_ended_choice(s: Session, pid: str) -> datetime | None:

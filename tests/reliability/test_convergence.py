@@ -874,7 +874,7 @@ def test_a_choice_made_before_a_passive_listing_beats_it_across_a_move(
     then reached 08, no longer home, where the passive listing looked newer too. The
     resident's last choice was lost to a listing that only stood in for a choice 08 did not
     know of. A passive listing counts from the choice it stands in for, wherever it is
-    judged (listings.counts_from: the hand-over and the former home)."""
+    judged (listings.stands_in_for: the hand-over and the former home)."""
     replay(templates, "choice-before-a-passive-listing-across-a-move")
 
 
